@@ -1,0 +1,132 @@
+"""The per-log checkpoint file: the recovery point and the live tail.
+
+Theory of operation
+-------------------
+Recovery must tell bytes that were really appended from a zero-filled or garbage
+tail left by a power loss. The offset index carries a CRC per index interval, which
+covers everything up to the last index entry. This file covers the rest, the bytes
+after the last entry, twice:
+
+* the *live* slot is rewritten (through a shared mmap: a memory store, no system
+  call) after every append. After ``kill -9`` of the daemon the page cache survives,
+  so it describes the true end exactly and recovery cuts nothing.
+* the *recovery point* slot is rewritten only by ``fsync``, after the data and the
+  indexes are durable, and flushed with ``msync``. After a power loss it still
+  describes a prefix that is on disk, even if the live slot is newer or older than
+  the data that survived.
+
+File layout (1024 bytes; slots in different 512-byte sectors so that a torn sector
+write damages at most one)::
+
+    offset 0    recovery point slot (32 bytes)
+    offset 512  live tail slot      (32 bytes)
+
+Slot (32 bytes, little-endian)::
+
+    0       4       8            16                 24      28      32
+    | magic | zero  | position   | interval start   | crc   | check |
+    | LFCP  | u32   | u64        | u64              | u32   | u32   |
+
+``position`` is an absolute log byte offset; ``crc`` is the CRC-32 of the log bytes
+``[interval start, position)``, which lie in one segment; ``check`` is the CRC-32 of
+bytes 0..27 of the slot. A slot whose magic or check is wrong is ignored.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import struct
+import zlib
+from dataclasses import dataclass
+
+FILE_SIZE = 1024
+RECOVERY_SLOT = 0
+LIVE_SLOT = 512
+_MAGIC = 0x5043464C  # b"LFCP" little-endian
+_BODY = struct.Struct("<IIQQI")  # 28 bytes
+_CHECK = struct.Struct("<I")
+
+
+@dataclass(frozen=True)
+class TailMark:
+    position: int
+    interval_start: int
+    crc: int
+
+
+def encode_slot(mark: TailMark) -> bytes:
+    body = _BODY.pack(_MAGIC, 0, mark.position, mark.interval_start, mark.crc)
+    return body + _CHECK.pack(zlib.crc32(body))
+
+
+def decode_slot(raw: bytes) -> TailMark | None:
+    if len(raw) < 32:
+        return None
+    magic, _zero, position, interval_start, crc = _BODY.unpack_from(raw, 0)
+    if magic != _MAGIC or _CHECK.unpack_from(raw, 28)[0] != zlib.crc32(raw[:28]):
+        return None
+    if interval_start > position:
+        return None
+    return TailMark(position, interval_start, crc)
+
+
+class Checkpoint:
+    """The checkpoint file of one log, mapped shared (writer) or read-only (reader)."""
+
+    def __init__(self, path: str, writable: bool) -> None:
+        self.path = path
+        self.writable = writable
+        self._map: mmap.mmap | None = None
+
+    def _mapping(self) -> mmap.mmap | None:
+        if self._map is None:
+            if self.writable:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+                try:
+                    if os.fstat(fd).st_size != FILE_SIZE:
+                        os.ftruncate(fd, FILE_SIZE)
+                    self._map = mmap.mmap(fd, FILE_SIZE)
+                finally:
+                    os.close(fd)
+            else:
+                try:
+                    fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+                except FileNotFoundError:
+                    return None
+                try:
+                    if os.fstat(fd).st_size < FILE_SIZE:
+                        return None
+                    self._map = mmap.mmap(fd, FILE_SIZE, prot=mmap.PROT_READ)
+                finally:
+                    os.close(fd)
+        return self._map
+
+    def read(self, slot: int) -> TailMark | None:
+        m = self._mapping()
+        if m is None:
+            return None
+        return decode_slot(m[slot: slot + 32])
+
+    def write_live(self, position: int, interval_start: int, crc: int) -> None:
+        """Memory store into the shared mapping: survives a daemon crash, not a power loss."""
+        m = self._map or self._mapping()
+        body = _BODY.pack(_MAGIC, 0, position, interval_start, crc)
+        m[LIVE_SLOT: LIVE_SLOT + 32] = body + _CHECK.pack(zlib.crc32(body))  # type: ignore[index]
+
+    def write_recovery_point(self, mark: TailMark) -> None:
+        """Record a durable prefix and make it durable (msync). Blocks on the disk."""
+        m = self._mapping()
+        assert m is not None
+        m[RECOVERY_SLOT: RECOVERY_SLOT + 32] = encode_slot(mark)
+        m.flush()
+
+    def clear(self) -> None:
+        m = self._mapping()
+        if m is not None:
+            m[0:FILE_SIZE] = bytes(FILE_SIZE)
+
+    def close(self) -> None:
+        if self._map is not None:
+            self._map.close()
+            self._map = None

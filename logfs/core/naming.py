@@ -1,0 +1,93 @@
+"""The one place that knows logfs's file-name rules on disk.
+
+    DATA/
+      .logfs/                      store metadata (reserved name)
+        lock                       flock'ed by the one writer
+        clean-shutdown             present only after a clean close
+        daemon.log                 the daemon's log (written by the CLI, not the core)
+      <topic>/                     a topic: a directory
+        .logfs-topic.json          the topic's configuration overrides
+        <log>/                     a log: a directory of segments
+          log.json                 the log's metadata, attributes and config overrides
+          checkpoint               recovery point and live tail (docs/format.md)
+          <base:020d>.log          segment data: the raw bytes appended
+          <base:020d>.index        sparse offset index of that segment
+          <base:020d>.timeindex    sparse time index of that segment
+          quarantine-<ms>-<base:020d>.bin   bytes cut by recovery, kept for inspection
+
+User-visible names (topics and logs) are any Linux file name except those starting
+with ``.logfs``.
+"""
+
+from __future__ import annotations
+
+from .errors import InvalidName
+
+STORE_META_DIR = ".logfs"
+LOCK_FILE = "lock"
+CLEAN_MARKER = "clean-shutdown"
+STORE_CONFIG_FILE = "config.json"
+TOPIC_CONFIG_FILE = ".logfs-topic.json"
+LOG_META_FILE = "log.json"
+CHECKPOINT_FILE = "checkpoint"
+RESERVED_PREFIX = ".logfs"
+
+SEGMENT_SUFFIX = ".log"
+OFFSET_INDEX_SUFFIX = ".index"
+TIME_INDEX_SUFFIX = ".timeindex"
+QUARANTINE_PREFIX = "quarantine-"
+_BASE_DIGITS = 20
+
+
+def check_name(name: str) -> None:
+    """Raise InvalidName unless *name* may be a topic or log name."""
+    if not isinstance(name, str) or name in ("", ".", ".."):
+        raise InvalidName(f"invalid name {name!r}")
+    if "/" in name or "\0" in name:
+        raise InvalidName(f"invalid name {name!r}: contains '/' or NUL")
+    try:
+        encoded = name.encode("utf-8", "surrogateescape")
+    except UnicodeError as exc:  # pragma: no cover - surrogateescape accepts all
+        raise InvalidName(f"invalid name {name!r}: {exc}") from None
+    if len(encoded) > 255:
+        raise InvalidName(f"invalid name: {len(encoded)} bytes, the limit is 255")
+    if name.startswith(RESERVED_PREFIX):
+        raise InvalidName(f"invalid name {name!r}: names starting with {RESERVED_PREFIX!r} are reserved for logfs")
+
+
+def is_user_name(name: str) -> bool:
+    """True for directory entries that are topics or logs (not logfs's own files)."""
+    return not name.startswith(RESERVED_PREFIX)
+
+
+def segment_name(base: int) -> str:
+    return f"{base:0{_BASE_DIGITS}d}{SEGMENT_SUFFIX}"
+
+
+def offset_index_name(base: int) -> str:
+    return f"{base:0{_BASE_DIGITS}d}{OFFSET_INDEX_SUFFIX}"
+
+
+def time_index_name(base: int) -> str:
+    return f"{base:0{_BASE_DIGITS}d}{TIME_INDEX_SUFFIX}"
+
+
+def quarantine_name(now_ms: int, base: int) -> str:
+    return f"{QUARANTINE_PREFIX}{now_ms}-{base:0{_BASE_DIGITS}d}.bin"
+
+
+def parse_segment_name(filename: str) -> int | None:
+    """Base offset of a segment file name, or None if it is not one."""
+    if not filename.endswith(SEGMENT_SUFFIX):
+        return None
+    stem = filename[: -len(SEGMENT_SUFFIX)]
+    if len(stem) != _BASE_DIGITS or not stem.isdigit():
+        return None
+    return int(stem)
+
+
+def list_segment_bases(names: list[str]) -> list[int]:
+    """Sorted base offsets of the segment files among directory entries *names*."""
+    bases = [b for b in map(parse_segment_name, names) if b is not None]
+    bases.sort()
+    return bases

@@ -1,0 +1,303 @@
+"""Startup recovery of a log after an unclean shutdown (Kafka's LogLoader).
+
+Theory of operation
+-------------------
+After a crash the bytes of a log fall in three parts:
+
+1. up to the *recovery point* (checkpoint slot 0, written by ``fsync`` after the data
+   and indexes were durable): trusted once its CRC checks;
+2. after it, up to the last offset-index entry: each index interval carries a CRC,
+   verified against the data; the first mismatch ends the valid data;
+3. after the last index entry: valid up to the *live tail* mark (checkpoint slot 1,
+   rewritten after every append) or the recovery point, whichever verifies and
+   reaches further. After ``kill -9`` the live mark is exact and nothing is cut;
+   after a power loss it may not verify, and the unverified tail is cut.
+
+Whatever lies after the valid data (a zero or garbage tail, a torn write, a segment
+that overlaps the next) is moved to a quarantine file beside the segments and
+reported, never deleted. Index entries pointing past the data are dropped; missing
+or corrupt indexes are rebuilt from the segment (CRCs then cover the data as found,
+and the time index gets coarse entries). A missing middle segment is reported and
+leaves a gap that reads report as DataGap; the rest of the log stays readable.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import zlib
+from dataclasses import dataclass
+
+from .checkpoint import LIVE_SLOT, RECOVERY_SLOT, TailMark
+from .index import (FLAG_RECORD_BOUNDARY, OFFSET_MAGIC, TIME_MAGIC, CorruptIndex,
+                    IndexFile)
+from .naming import quarantine_name
+from .segment import SCAN_CHUNK, Segment
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RecoveryAction:
+    topic: str
+    log: str
+    kind: str      # "truncated", "index-rebuilt", "index-trimmed", "gap", "overlap"
+    detail: str
+    offset: int = -1
+    length: int = 0
+    quarantine: str | None = None
+
+    def __str__(self) -> str:
+        return f"recovery {self.topic}/{self.log}: {self.kind}: {self.detail}"
+
+
+def _crc(seg: Segment, start: int, end: int) -> int:
+    fd = seg.fd()
+    crc = 0
+    pos = start
+    while pos < end:
+        chunk = os.pread(fd, min(SCAN_CHUNK, end - pos), pos)
+        if not chunk:
+            return -1
+        crc = zlib.crc32(chunk, crc)
+        pos += len(chunk)
+    return crc
+
+
+def rebuild_indexes(seg: Segment, base_record: int, boundary: bool, interval: int,
+                    start_ms: int, end_ms: int, sealed: bool) -> None:
+    """Write fresh indexes for *seg* from its data."""
+    seg.close()
+    size = os.stat(seg.path).st_size
+    entries = []
+    records = 0
+    crc = 0
+    pos = 0
+    fd = os.open(seg.path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        while pos < size:
+            n = min(interval, size - pos)
+            chunk = os.pread(fd, n, pos)
+            if not chunk:
+                break
+            records += chunk.count(b"\n")
+            crc = zlib.crc32(chunk, crc)
+            pos += len(chunk)
+            if len(chunk) == interval or (sealed and pos == size):
+                entries.append((records, pos, crc))
+                crc = 0
+    finally:
+        os.close(fd)
+    flags = FLAG_RECORD_BOUNDARY if boundary else 0
+    IndexFile.create(seg.offset_index_path, OFFSET_MAGIC, seg.cache, seg.base, base_record, flags, entries)
+    times = [(start_ms, 0)] if size else []
+    if sealed and size:
+        times.append((max(end_ms, start_ms), size))
+    IndexFile.create(seg.time_index_path, TIME_MAGIC, seg.cache, seg.base, base_record, flags, times)
+    seg.close()
+
+
+def _index_ok(seg: Segment, size: int) -> tuple[bool, int]:
+    """(index usable, entries kept after dropping those past the data)."""
+    try:
+        oindex = IndexFile.open(seg.offset_index_path, OFFSET_MAGIC, seg.cache, writable=True, strict=False)
+        tindex = IndexFile.open(seg.time_index_path, TIME_MAGIC, seg.cache, writable=True, strict=False)
+    except (OSError, CorruptIndex):
+        return False, 0
+    if oindex.base_offset != seg.base or tindex.base_offset != seg.base:
+        return False, 0
+    entries = oindex.all_entries()
+    keep = 0
+    prev_pos, prev_rec = 0, 0
+    for records, pos, _crc in entries:
+        if pos > size or pos < prev_pos or records < prev_rec:
+            break
+        keep += 1
+        prev_pos, prev_rec = pos, records
+    trimmed = len(entries) - keep
+    tentries = tindex.all_entries()
+    tkeep = 0
+    prev_t, prev_p = -(1 << 62), 0
+    for t, pos in tentries:
+        if pos > size or pos < prev_p or t < prev_t:
+            break
+        tkeep += 1
+        prev_t, prev_p = t, pos
+    # rewrite whole-entry lengths (torn last entry) and drop entries past the data
+    oindex.count = len(entries) + (1 if (os.stat(oindex.path).st_size - 32) % 12 else 0)
+    oindex.truncate(keep)
+    tindex.count = len(tentries) + (1 if (os.stat(tindex.path).st_size - 32) % 12 else 0)
+    tindex.truncate(tkeep)
+    oindex.close()
+    tindex.close()
+    seg.close()
+    return True, trimmed + (len(tentries) - tkeep)
+
+
+def recover_log(log, clock_ms: int) -> list[RecoveryAction]:
+    """Verify and repair *log* (a writer's Log before load()). Returns what was done."""
+    actions: list[RecoveryAction] = []
+
+    def act(kind: str, detail: str, **kw) -> None:
+        action = RecoveryAction(log.topic, log.name, kind, detail, **kw)
+        logger.warning("%s", action)
+        actions.append(action)
+
+    log._list_segments()
+    segments: list[Segment] = log._segments
+    if not segments:
+        return actions
+    for seg in segments:
+        seg.size = os.stat(seg.path).st_size
+    interval = log.config.index_interval_bytes
+
+    rp = log.checkpoint.read(RECOVERY_SLOT)
+    live = log.checkpoint.read(LIVE_SLOT)
+    trusted = segments[0].base
+    if rp is not None:
+        seg = _segment_at(segments, rp.interval_start)
+        if seg is not None and rp.position <= seg.base + seg.size and \
+                _crc(seg, rp.interval_start - seg.base, rp.position - seg.base) == rp.crc:
+            trusted = rp.position
+
+    cut_at: int | None = None
+    prev_end_ms = 0
+    for i, seg in enumerate(segments):
+        is_last = i == len(segments) - 1
+        seg_end = seg.base + seg.size
+        # overlap with the next segment: bytes past the next one's base are not real
+        if not is_last and seg_end > segments[i + 1].base:
+            cut_at = segments[i + 1].base
+            act("overlap", f"segment {seg.base} runs past the next segment's start {cut_at}",
+                offset=cut_at, length=seg_end - cut_at)
+            cut_at = cut_at  # handled by the cut below for this segment only
+            _cut_segment_tail(log, seg, cut_at - seg.base, act, clock_ms)
+            seg.size = cut_at - seg.base
+            seg_end = cut_at
+            cut_at = None
+        if not is_last and seg_end < segments[i + 1].base:
+            act("gap", f"bytes [{seg_end}, {segments[i + 1].base}) are missing (a segment file is gone); "
+                "the rest of the log stays readable", offset=seg_end, length=segments[i + 1].base - seg_end)
+        ok, trimmed = _index_ok(seg, seg.size)
+        prev = segments[i - 1] if i else None
+        if not ok:
+            base_record, boundary = _base_record_for(log, seg, prev)
+            mtime_ms = int(os.stat(seg.path).st_mtime * 1000)
+            rebuild_indexes(seg, base_record, boundary, interval, prev_end_ms, mtime_ms, sealed=not is_last)
+            act("index-rebuilt", f"indexes of segment {seg.base} were missing or corrupt; rebuilt from the data",
+                offset=seg.base)
+        elif trimmed:
+            act("index-trimmed", f"dropped {trimmed} index entries of segment {seg.base} pointing past the data",
+                offset=seg.base)
+        try:
+            tlast = seg.time_index().last()
+            if tlast:
+                prev_end_ms = tlast[0]
+        except (OSError, CorruptIndex):
+            pass
+        if seg_end <= trusted:
+            continue
+        # verify interval CRCs after the recovery point
+        oindex = seg.offset_index()
+        prev_pos = 0
+        bad_at = None
+        for records, pos, crc in oindex.all_entries():
+            if seg.base + pos > trusted and _crc(seg, prev_pos, pos) != crc:
+                bad_at = prev_pos
+                break
+            prev_pos = pos
+        if bad_at is None:
+            valid = max(prev_pos, min(trusted - seg.base, seg.size)) if trusted > seg.base else prev_pos
+            if is_last or valid < seg.size:
+                for mark in (live, rp):
+                    if mark is not None and _mark_verifies(seg, mark):
+                        valid = max(valid, mark.position - seg.base)
+            if valid < seg.size:
+                bad_at = valid
+        if bad_at is not None:
+            cut_at = seg.base + bad_at
+            break
+    if cut_at is not None:
+        _quarantine_from(log, segments, cut_at, act, clock_ms)
+    for seg in log._segments:
+        seg.close()
+    return actions
+
+
+def _segment_at(segments: list[Segment], offset: int) -> Segment | None:
+    for seg in reversed(segments):
+        if seg.base <= offset:
+            return seg if offset <= seg.base + seg.size else None
+    return None
+
+
+def _mark_verifies(seg: Segment, mark: TailMark) -> bool:
+    if not (seg.base <= mark.interval_start <= mark.position <= seg.base + seg.size):
+        return False
+    return _crc(seg, mark.interval_start - seg.base, mark.position - seg.base) == mark.crc
+
+
+def _base_record_for(log, seg: Segment, prev: Segment | None) -> tuple[int, bool]:
+    if prev is None:
+        start = log.meta.get("start", {})
+        if start.get("offset") == seg.base:
+            return int(start.get("record", 0)), bool(start.get("boundary", True))
+        return (0, True) if seg.base == 0 else (0, False)
+    try:
+        prev_records = prev.base_record
+        count = prev.count_newlines(0, prev.size)
+        last = os.pread(prev.fd(), 1, prev.size - 1) if prev.size else b"\n"
+        return prev_records + count, last == b"\n"
+    except (OSError, CorruptIndex):
+        return 0, False
+
+
+def _cut_segment_tail(log, seg: Segment, rel: int, act, clock_ms: int) -> None:
+    path = os.path.join(log.directory, quarantine_name(clock_ms, seg.base + rel))
+    _copy_to(seg.path, rel, path, append=False)
+    os.truncate(seg.path, rel)
+    act("truncated", f"moved bytes from offset {seg.base + rel} of segment {seg.base} to {os.path.basename(path)}",
+        offset=seg.base + rel, quarantine=path)
+
+
+def _copy_to(src: str, start: int, dst: str, append: bool) -> int:
+    copied = 0
+    with open(src, "rb") as f, open(dst, "ab" if append else "wb") as q:
+        f.seek(start)
+        while True:
+            chunk = f.read(SCAN_CHUNK)
+            if not chunk:
+                break
+            q.write(chunk)
+            copied += len(chunk)
+        q.flush()
+        os.fsync(q.fileno())
+    return copied
+
+
+def _quarantine_from(log, segments: list[Segment], cut_at: int, act, clock_ms: int) -> None:
+    keep = [s for s in segments if s.base <= cut_at]
+    keeper = keep[-1] if keep else segments[0]
+    path = os.path.join(log.directory, quarantine_name(clock_ms, cut_at))
+    total = 0
+    for seg in segments:
+        if seg.base + seg.size <= cut_at and seg is not keeper:
+            continue
+        rel = max(0, cut_at - seg.base)
+        seg.close()
+        total += _copy_to(seg.path, rel, path, append=True)
+    rel = cut_at - keeper.base
+    keeper.close()
+    os.truncate(keeper.path, rel)
+    for index_path, magic in ((keeper.offset_index_path, OFFSET_MAGIC), (keeper.time_index_path, TIME_MAGIC)):
+        index = IndexFile.open(index_path, magic, keeper.cache, writable=True, strict=False)
+        entries = index.all_entries()
+        keep_n = sum(1 for e in entries if e[1] <= rel)
+        index.truncate(keep_n)
+        index.close()
+    for seg in segments:
+        if seg.base > keeper.base:
+            seg.delete_files()
+    log._list_segments()
+    act("truncated", f"cut {total} unverified bytes from offset {cut_at} (never acknowledged by fsync); "
+        f"kept in {os.path.basename(path)}", offset=cut_at, length=total, quarantine=path)
