@@ -356,6 +356,11 @@ class Log:
             self._event("retention deleted %s/%s segment %d (%d bytes, %s); start offset now %d",
                         self.topic, self.name, oldest.base, oldest.size,
                         "retention.bytes" if by_bytes else "retention.ms", self._segments[0].base)
+        if deleted:
+            first = self._segments[0]
+            self.meta["start"] = {"offset": first.base, "record": first.base_record,
+                                  "boundary": first.starts_at_record_boundary}
+            self.save_meta()
         return deleted
 
     # -- reading ------------------------------------------------------------------
