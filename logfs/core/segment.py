@@ -174,7 +174,7 @@ class Segment:
         """Append *data* at the end. Raises StorageIOError; on error the segment is
         cut back to its previous length, so nothing is half-appended."""
         size = self.size
-        fd = self.fd()
+        fd = self._fd if self._fd >= 0 else self.fd()  # hot path: no LRU touch per append
         try:
             if self.first_ms is None or self.since_time >= interval:
                 t = now_ms if self.last_ms is None or now_ms > self.last_ms else self.last_ms
