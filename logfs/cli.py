@@ -1,0 +1,345 @@
+"""The `logfs` command line: one entry point, one subcommand per job.
+
+Only this module configures logging. Each subcommand is a small function
+``cmd_<name>(args) -> exit code``; add one with ``_add_<name>(subparsers)``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from typing import Any
+
+from logfs import __version__
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+EPILOG = """\
+examples:
+  logfs mount ./data /mnt/logs                 # returns once the mount is ready
+  mkdir /mnt/logs/orders                       # a topic
+  echo '{"id":1}' >> /mnt/logs/orders/eu       # append a record to the log orders/eu
+  tail -F /mnt/logs/orders/eu                  # follow it
+  logfs describe /mnt/logs/orders/eu           # offsets, records, segments, config
+  logfs config /mnt/logs/orders retention.ms=604800000
+  logfs umount /mnt/logs
+
+Run `logfs COMMAND --help` for each command's options.
+"""
+
+
+# -------------------------------------------------------------------- logging
+
+def _configure_logging(data_dir: str | None, to_stderr: bool, debug: bool) -> None:
+    root = logging.getLogger()
+    root.handlers.clear()
+    root.setLevel(logging.DEBUG if debug else logging.INFO)
+    fmt = logging.Formatter(LOG_FORMAT)
+    if data_dir is not None:
+        from logfs.fusefs.control import control_dir
+        from logfs.fusefs.mount import LOG_FILE
+        d = control_dir(data_dir)
+        os.makedirs(d, exist_ok=True)
+        fh = logging.FileHandler(os.path.join(d, LOG_FILE))
+        fh.setFormatter(fmt)
+        root.addHandler(fh)
+    if to_stderr:
+        sh = logging.StreamHandler(sys.stderr)
+        sh.setFormatter(fmt)
+        root.addHandler(sh)
+    # pyfuse3 logs every request at DEBUG; keep it quiet unless asked
+    if not debug:
+        logging.getLogger("pyfuse3").setLevel(logging.WARNING)
+
+
+def _die(msg: str, code: int = 1) -> int:
+    print(f"logfs: {msg}", file=sys.stderr)
+    return code
+
+
+# ---------------------------------------------------------------------- mount
+
+def _add_mount(sub) -> None:
+    from logfs.fusefs.mount import ADAPTER_OPTIONS
+    opt_help = "\n".join(f"  {k:<22} {v}" for k, v in ADAPTER_OPTIONS.items())
+    p = sub.add_parser(
+        "mount", help="mount DATA on MOUNTPOINT (returns once the mount is ready)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Mount the logfs data directory DATA on MOUNTPOINT. Topics are the "
+                    "directories of the mount, logs the files in them.\nThe command "
+                    "returns once the mount is ready and the daemon keeps serving in the "
+                    "background\n(log: DATA/.logfs/daemon.log). Stop it with `logfs "
+                    "umount MOUNTPOINT`.",
+        epilog="-o options: log config keys set mount-wide defaults, e.g.\n"
+               "  -o segment.bytes=1048576,retention.bytes=104857600\n"
+               "and these adapter options:\n" + opt_help)
+    p.add_argument("-f", "--foreground", action="store_true",
+                   help="stay in the foreground and log to stderr too; stop with Ctrl-C")
+    p.add_argument("-o", dest="options", action="append", default=[], metavar="KEY=VALUE,...",
+                   help="mount options (repeatable, comma-separated)")
+    p.add_argument("data", metavar="DATA", help="the data directory (created if missing)")
+    p.add_argument("mountpoint", metavar="MOUNTPOINT", help="an existing directory")
+    p.set_defaults(func=cmd_mount)
+
+
+def cmd_mount(args) -> int:
+    from logfs.fusefs.mount import MountError, parse_mount_options, run_mount
+    try:
+        opts = parse_mount_options(args.options)
+    except MountError as exc:
+        return _die(str(exc), 2)
+    data = os.path.realpath(args.data)
+    try:
+        os.makedirs(data, exist_ok=True)
+    except OSError as exc:
+        return _die(f"cannot create data directory {data}: {exc.strerror}")
+    if not os.path.isdir(args.mountpoint):
+        return _die(f"mountpoint {args.mountpoint} is not a directory")
+    if args.foreground:
+        _configure_logging(data, to_stderr=True, debug=opts.debug)
+        try:
+            return run_mount(data, args.mountpoint, opts)
+        except MountError as exc:
+            return _die(str(exc))
+    return _daemonize_mount(data, args.mountpoint, opts)
+
+
+def _daemonize_mount(data: str, mountpoint: str, opts) -> int:
+    """Fork: the child mounts and reports readiness over a pipe; the parent waits."""
+    from logfs.fusefs.mount import MountError, run_mount
+    r, w = os.pipe()  # both ends close-on-exec: fusermount3 children don't hold them
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid > 0:
+        os.close(w)
+        with os.fdopen(r, "rb") as pipe:
+            answer = pipe.readline().decode(errors="replace").strip()
+        if answer == "ok":
+            return 0
+        if not answer:
+            os.waitpid(pid, os.WNOHANG)
+            answer = (f"the daemon exited before the mount was ready; see "
+                      f"{os.path.join(data, '.logfs', 'daemon.log')}")
+        return _die(answer)
+
+    # child: the daemon
+    code = 1
+    try:
+        os.close(r)
+        os.setsid()
+        devnull = os.open(os.devnull, os.O_RDWR)
+        os.dup2(devnull, 0)
+        os.dup2(devnull, 1)
+        os.close(devnull)
+        _configure_logging(data, to_stderr=False, debug=opts.debug)
+        logfile = os.open(os.path.join(data, ".logfs", "daemon.log"),
+                          os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        os.dup2(logfile, 2)  # C-level errors and stray tracebacks go to the log
+        os.close(logfile)
+        sent = False
+
+        def ready(err: str | None) -> None:
+            nonlocal sent
+            if sent:
+                return
+            sent = True
+            try:
+                os.write(w, b"ok\n" if err is None else (err.replace("\n", " ") + "\n").encode())
+                os.close(w)
+            except OSError:
+                pass
+
+        try:
+            code = run_mount(data, mountpoint, opts, ready)
+        except MountError as exc:
+            logging.getLogger("logfs.cli").error("mount failed: %s", exc)
+            code = 1
+        except BaseException as exc:  # noqa: BLE001
+            logging.getLogger("logfs.cli").exception("daemon failed")
+            ready(f"daemon failed: {exc}")
+            code = 1
+    finally:
+        logging.shutdown()
+        os._exit(code)
+
+
+# --------------------------------------------------------------------- umount
+
+def _add_umount(sub) -> None:
+    p = sub.add_parser("umount", aliases=["unmount"],
+                       help="unmount a logfs mount and wait for its daemon to finish",
+                       description="Unmount MOUNTPOINT (like fusermount3 -u) and wait until "
+                                   "the daemon has flushed and closed its logs.")
+    p.add_argument("mountpoint", metavar="MOUNTPOINT")
+    p.add_argument("--timeout", type=float, default=60.0,
+                   help="seconds to wait for the daemon to exit (default 60)")
+    p.set_defaults(func=cmd_umount)
+
+
+def _daemon_pid(data: str) -> int | None:
+    from logfs.fusefs.mount import PID_FILE
+    try:
+        with open(os.path.join(data, ".logfs", PID_FILE)) as f:
+            return int(f.read().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ", 1)[1][0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def cmd_umount(args) -> int:
+    from logfs.fusefs import mounts
+    mp = os.path.abspath(args.mountpoint)
+    entry = mounts.logfs_mount_at(mp)
+    if entry is None:
+        if mounts.is_dead_mountpoint(mp):
+            r = mounts.fusermount_unmount(mp, lazy=True)
+            return 0 if r.returncode == 0 else _die(r.stderr.strip() or "unmount failed")
+        return _die(f"{mp} is not a logfs mount")
+    pid = _daemon_pid(entry.source)
+    r = mounts.fusermount_unmount(mp)
+    if r.returncode != 0:
+        msg = r.stderr.strip() or f"fusermount3 -u {mp} failed"
+        if "busy" in msg.lower():
+            msg += " (a process is using the mount: close it, or see `fuser -m`)"
+        return _die(msg)
+    if pid is not None:
+        deadline = time.monotonic() + args.timeout
+        while _pid_alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if _pid_alive(pid):
+            return _die(f"unmounted, but daemon {pid} is still closing its logs")
+    return 0
+
+
+# ---------------------------------------------------------- config & describe
+
+def _locate(path: str):
+    from logfs.fusefs import mounts
+    found = mounts.logfs_mount_containing(os.path.abspath(path))
+    if found is None:
+        raise SystemExit(_die(f"{path} is not inside a logfs mount"))
+    entry, parts = found
+    if len(parts) > 2:
+        raise SystemExit(_die(f"{path}: a logfs path is MOUNT, MOUNT/topic or MOUNT/topic/log"))
+    return entry, parts
+
+
+def _print_human(d: dict[str, Any], indent: str = "") -> None:
+    width = max((len(k) for k in d), default=0)
+    for k, v in d.items():
+        if isinstance(v, dict):
+            print(f"{indent}{k}:")
+            if v:
+                _print_human(v, indent + "  ")
+            else:
+                print(f"{indent}  (none)")
+        elif isinstance(v, list):
+            print(f"{indent}{k.ljust(width)}  {', '.join(map(str, v)) or '(none)'}")
+        else:
+            print(f"{indent}{k.ljust(width)}  {v}")
+
+
+def _add_describe(sub) -> None:
+    p = sub.add_parser("describe", help="show offsets, records, segments and config",
+                       description="Describe a mounted log (offsets, records, segments, last "
+                                   "append, effective config, FUSE counters), a topic (its "
+                                   "logs and config overrides) or the mount itself.")
+    p.add_argument("path", metavar="PATH", help="MOUNT, MOUNT/topic or MOUNT/topic/log")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_describe)
+
+
+def cmd_describe(args) -> int:
+    from logfs.fusefs.control import ControlError, request
+    entry, parts = _locate(args.path)
+    try:
+        result = request(entry.source, {"op": "describe", "path": list(parts)})
+    except ControlError as exc:
+        return _die(f"{args.path}: {exc}")
+    if args.json:
+        print(json.dumps(result, indent=2, sort_keys=True))
+    else:
+        _print_human(result)
+    return 0
+
+
+def _add_config(sub) -> None:
+    p = sub.add_parser(
+        "config", help="show or set the config of a mounted topic or log",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Show (no KEY=VALUE) or set config of a topic or a log. A log inherits "
+                    "from its topic,\nwhich inherits from the mount's -o defaults. "
+                    "KEY= (empty) removes an override.",
+        epilog="keys: segment.bytes segment.ms retention.bytes retention.ms "
+               "index.interval.bytes flush.ms\n"
+               "example: logfs config /mnt/logs/orders retention.ms=604800000")
+    p.add_argument("path", metavar="PATH", help="MOUNT/topic or MOUNT/topic/log")
+    p.add_argument("settings", metavar="KEY=VALUE", nargs="*")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_config)
+
+
+def cmd_config(args) -> int:
+    from logfs.fusefs.control import ControlError, request
+    entry, parts = _locate(args.path)
+    new: dict[str, str] = {}
+    for s in args.settings:
+        key, eq, value = s.partition("=")
+        if not eq or not key:
+            return _die(f"bad setting {s!r}: expected KEY=VALUE", 2)
+        new[key] = value
+    try:
+        result = request(entry.source, {"op": "config", "path": list(parts), "set": new})
+    except ControlError as exc:
+        return _die(f"{args.path}: {exc}")
+    if args.json:
+        print(json.dumps(result, indent=2, sort_keys=True))
+    else:
+        _print_human(result)
+    return 0
+
+
+# ----------------------------------------------------------------------- main
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="logfs", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="logfs: Kafka's log, as files. Topics are directories, logs are "
+                    "append-only files\nstored as segments with sparse indexes and "
+                    "retention.",
+        epilog=EPILOG)
+    parser.add_argument("--version", action="version", version=f"logfs {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_mount(sub)
+    _add_umount(sub)
+    _add_config(sub)
+    _add_describe(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,285 @@
+"""The composition root of the daemon: store + operations + trio nursery.
+
+``run_mount`` opens the store (the writer lock makes a second mount of the same DATA
+fail), mounts with pyfuse3, and runs in one trio nursery:
+
+- ``pyfuse3.main()`` — the FUSE request loop;
+- the control socket (``logfs config|describe|umount``, see control.py);
+- a maintenance timer calling ``store.run_maintenance()`` every
+  ``store.retention_interval_s`` (retention, segment.ms rolls, flush.ms);
+- a signal watcher: SIGINT/SIGTERM/SIGHUP -> ``pyfuse3.terminate()``.
+
+When the loop ends (signal, ``fusermount3 -u``, ``logfs umount``) it unmounts with
+``pyfuse3.close()`` and closes the store, which flushes every log and writes the
+clean-shutdown marker.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import os
+import signal
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import pyfuse3
+import trio
+
+from logfs.core import open_log_store, parse_config
+from logfs.core.errors import StoreLocked
+from logfs.fusefs import control, mounts
+from logfs.fusefs.operations import LogfsOperations
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MTIME_GRANULARITY_S = 60.0
+DEFAULT_READ_AHEAD_KB = 1024
+PID_FILE = "daemon.pid"
+LOG_FILE = "daemon.log"
+
+ADAPTER_OPTIONS = {
+    "allow_other": "let other users use the mount (needs user_allow_other in /etc/fuse.conf)",
+    "allow_root": "let root use the mount",
+    "noauto_unmount": "do not unmount automatically if the daemon dies",
+    "mtime_granularity=S": "report log mtimes rounded down to S seconds (default 60; 0 = exact)",
+    "read_ahead_kb=N": "kernel readahead for the mount (default 1024)",
+    "debug": "log every request at DEBUG level",
+}
+
+
+class MountError(Exception):
+    """The mount could not be set up; the message says why and what to do."""
+
+
+@dataclass
+class MountOptions:
+    defaults: dict[str, str] = field(default_factory=dict)
+    allow_other: bool = False
+    allow_root: bool = False
+    auto_unmount: bool = True
+    mtime_granularity_s: float = DEFAULT_MTIME_GRANULARITY_S
+    read_ahead_kb: int | None = DEFAULT_READ_AHEAD_KB
+    debug: bool = False
+
+
+def parse_mount_options(specs: list[str]) -> MountOptions:
+    """Parse ``-o`` values ("a=b,c"); Kafka keys become mount-wide log defaults.
+
+    Raises MountError naming a bad option or value.
+    """
+    opts = MountOptions()
+    for spec in specs:
+        for item in filter(None, (s.strip() for s in spec.split(","))):
+            key, eq, value = item.partition("=")
+            try:
+                if key == "allow_other" and not eq:
+                    opts.allow_other = True
+                elif key == "allow_root" and not eq:
+                    opts.allow_root = True
+                elif key == "noauto_unmount" and not eq:
+                    opts.auto_unmount = False
+                elif key == "auto_unmount" and not eq:
+                    opts.auto_unmount = True
+                elif key == "debug" and not eq:
+                    opts.debug = True
+                elif key == "mtime_granularity" and eq:
+                    opts.mtime_granularity_s = float(value)
+                    if opts.mtime_granularity_s < 0:
+                        raise ValueError
+                elif key == "read_ahead_kb" and eq:
+                    opts.read_ahead_kb = int(value)
+                    if opts.read_ahead_kb < 0:
+                        raise ValueError
+                elif "." in key and eq:
+                    opts.defaults[key] = value
+                else:
+                    raise MountError(
+                        f"unknown mount option {item!r}: use a log config key "
+                        f"(segment.bytes=..., retention.ms=...) or one of "
+                        f"{', '.join(ADAPTER_OPTIONS)}")
+            except ValueError:
+                raise MountError(f"bad value for mount option {key!r}: {value!r}") from None
+    if opts.defaults:
+        try:
+            parse_config(opts.defaults)
+        except Exception as exc:  # ConfigError names the key
+            raise MountError(f"bad mount option: {exc}") from None
+    return opts
+
+
+def _fuse_options(data_dir: str, opts: MountOptions) -> set[str]:
+    fsname = data_dir.replace("\\", "\\\\").replace(",", "\\,")
+    options = {"fsname=" + fsname, "subtype=logfs", "default_permissions"}
+    if opts.allow_other:
+        options.add("allow_other")
+    if opts.allow_root:
+        options.add("allow_root")
+    if opts.auto_unmount:
+        options.add("auto_unmount")
+    return options
+
+
+def _set_read_ahead(mountpoint: str, kb: int) -> None:
+    """Write the mount's bdi read_ahead_kb (FUSE-NOTES: 1 MiB ~doubles cold reads)."""
+    entry = mounts.logfs_mount_at(mountpoint)
+    if entry is None:
+        return
+    path = f"/sys/class/bdi/{entry.device}/read_ahead_kb"
+    try:
+        with open(path, "w") as f:
+            f.write(str(kb))
+        log.info("readahead set to %d KiB (%s)", kb, path)
+    except OSError as exc:
+        log.info("could not set readahead (%s): %s", path, exc)
+
+
+def _config_view(store, parts: tuple[str, ...], defaults: dict[str, str]) -> dict[str, Any]:
+    if not parts:
+        return {"kind": "mount", "defaults": dict(defaults)}
+    if len(parts) == 1:
+        return {"kind": "topic", "topic": parts[0], "overrides": store.topic_config(parts[0])}
+    lg = store.log(*parts)
+    effective = {k.replace("_", "."): v for k, v in dataclasses.asdict(lg.config).items()}
+    return {"kind": "log", "topic": parts[0], "log": parts[1],
+            "overrides": dict(lg.config_overrides), "effective": effective}
+
+
+def make_control_handler(store, ops: LogfsOperations, opts: MountOptions,
+                         mountpoint: str) -> Callable[[dict[str, Any]], Any]:
+    def handle(req: dict[str, Any]) -> Any:
+        op = req.get("op")
+        parts = tuple(req.get("path") or ())
+        if len(parts) > 2:
+            raise ValueError("a logfs path is MOUNT, MOUNT/topic or MOUNT/topic/log")
+        if op == "ping":
+            return {"pid": os.getpid(), "mountpoint": mountpoint, "data": ops.data_dir}
+        if op == "describe":
+            d = ops.describe(parts)
+            if not parts:
+                d["mountpoint"] = mountpoint
+                d["defaults"] = dict(opts.defaults)
+            return d
+        if op == "config":
+            new = req.get("set") or {}
+            if new:
+                if not parts:
+                    raise ValueError("mount-wide defaults are set with -o key=value at mount")
+                if len(parts) == 1:
+                    store.set_topic_config(parts[0], new)
+                else:
+                    store.set_log_config(parts[0], parts[1], new)
+                log.info("config of %s set: %s", "/".join(parts), new)
+            return _config_view(store, parts, opts.defaults)
+        raise ValueError(f"unknown control request {op!r}")
+
+    return handle
+
+
+async def _watch_signals() -> None:
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as signals:
+        async for signum in signals:
+            log.info("got %s: unmounting", signal.Signals(signum).name)
+            pyfuse3.terminate()
+
+
+async def _maintain(store, ops: LogfsOperations) -> None:
+    while True:
+        await trio.sleep(max(0.05, float(store.retention_interval_s)))
+        try:
+            for action in store.run_maintenance() or []:
+                log.info("maintenance: %s", action)
+            ops.invalidate_moved_starts()
+        except Exception:  # noqa: BLE001 - maintenance must never end the mount
+            log.exception("maintenance failed; will retry")
+
+
+async def _serve(store, ops: LogfsOperations, opts: MountOptions, mountpoint: str,
+                 ready: Callable[[str | None], None]) -> None:
+    async with trio.open_nursery() as nursery:
+        ops.spawn = nursery.start_soon
+        nursery.start_soon(_watch_signals)
+        await nursery.start(control.serve_control, ops.data_dir,
+                            make_control_handler(store, ops, opts, mountpoint))
+        nursery.start_soon(_maintain, store, ops)
+        if opts.read_ahead_kb:
+            _set_read_ahead(mountpoint, opts.read_ahead_kb)
+        ready(None)
+        await pyfuse3.main()
+        log.info("FUSE session ended")
+        nursery.cancel_scope.cancel()
+
+
+def run_mount(data_dir: str, mountpoint: str, opts: MountOptions,
+              ready: Callable[[str | None], None] = lambda err: None) -> int:
+    """Mount DATA on MOUNTPOINT and serve until unmounted. Blocks; returns an exit code.
+
+    ``ready(None)`` is called once the mount is usable, ``ready(message)`` if it
+    could not be set up (then MountError is raised as well).
+    """
+    data_dir = os.path.realpath(data_dir)
+    mountpoint = os.path.abspath(mountpoint)
+    try:
+        return _run_mount(data_dir, mountpoint, opts, ready)
+    except MountError as exc:
+        ready(str(exc))
+        raise
+
+
+def _run_mount(data_dir, mountpoint, opts, ready) -> int:
+    if not os.path.isdir(data_dir):
+        raise MountError(f"data directory {data_dir} does not exist")
+    if mounts.is_dead_mountpoint(mountpoint):
+        log.warning("%s is a dead mount (its daemon was killed): unmounting it", mountpoint)
+        r = mounts.fusermount_unmount(mountpoint, lazy=True)
+        if mounts.is_dead_mountpoint(mountpoint):
+            raise MountError(f"{mountpoint} is left over from a killed daemon and could not "
+                             f"be cleaned up ({r.stderr.strip()}); run: fusermount3 -u -z "
+                             f"{mountpoint}")
+    if not os.path.isdir(mountpoint):
+        raise MountError(f"mountpoint {mountpoint} is not a directory")
+    if mounts.logfs_mount_at(mountpoint) is not None:
+        raise MountError(f"{mountpoint} is already a logfs mount; `logfs umount {mountpoint}` "
+                         "first")
+    try:
+        store = open_log_store(data_dir, defaults=opts.defaults)
+    except StoreLocked:
+        raise MountError(f"{data_dir} is already mounted by another logfs daemon "
+                         f"(see {os.path.join(data_dir, '.logfs', PID_FILE)})") from None
+    pid_path = os.path.join(control.control_dir(data_dir), PID_FILE)
+    mounted = False
+    try:
+        report = list(store.recovery_report or [])
+        if not store.was_clean and report:
+            log.warning("%s was not shut down cleanly: %d recovery actions", data_dir,
+                        len(report))
+        for action in report:
+            log.warning("recovery: %s", action)
+        ops = LogfsOperations(store, data_dir, mtime_granularity_s=opts.mtime_granularity_s)
+        options = _fuse_options(data_dir, opts)
+        if opts.debug:
+            options.add("debug")
+        try:
+            pyfuse3.init(ops, mountpoint, options)
+        except RuntimeError as exc:
+            raise MountError(f"cannot mount on {mountpoint}: {exc}") from None
+        mounted = True
+        with open(pid_path, "w") as f:
+            f.write(f"{os.getpid()}\n")
+        log.info("mounted %s on %s (pid %d)", data_dir, mountpoint, os.getpid())
+        trio.run(_serve, store, ops, opts, mountpoint, ready)
+        return 0
+    finally:
+        if mounted:
+            try:
+                pyfuse3.close(unmount=True)
+            except Exception:  # noqa: BLE001
+                log.exception("pyfuse3.close failed")
+        try:
+            store.close()
+            log.info("store closed cleanly")
+        except Exception:  # noqa: BLE001
+            log.exception("closing the store failed")
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(pid_path)

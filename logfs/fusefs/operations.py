@@ -1,0 +1,511 @@
+"""The pyfuse3 ``Operations`` class: FUSE requests -> storage-core calls.
+
+Theory of operation
+-------------------
+The mount root holds topics (directories), each topic holds logs (regular files).
+Every handler decodes its arguments, resolves inodes through the
+:class:`~logfs.fusefs.inodes.InodeTable`, and calls the core. Every handler is
+wrapped by :func:`~logfs.fusefs.errors.fuse_handler`: whatever goes wrong becomes
+an errno and a log line, never a dead mount.
+
+Writes are write-through (no writeback cache): each FUSE ``write`` is one
+``Log.append`` at the log's end. The kernel serialises writes to one inode and
+sends O_APPEND writes at its cached size, which equals the core's end offset
+because every byte reaches the log through this mount. A write anywhere else is
+refused with EPERM, as is O_TRUNC / truncate of a non-empty log.
+
+Reads use the page cache: ``open`` replies with ``keep_cache``, so pages survive
+open/close, and getattr reports an mtime rounded down to ``mtime_granularity_s``
+so that appends do not change it on every write (a changed mtime in a getattr
+reply makes the kernel drop all cached pages of the file; see docs/fuse.md).
+Cached pages are dropped on purpose only when retention moves a log's start.
+
+All handlers run in the single trio thread. Appends and reads are page-cache
+operations and run inline; ``fsync`` runs inline as well (the core is not
+documented as thread-safe), which stalls other requests for its duration.
+"""
+
+from __future__ import annotations
+
+import errno
+import itertools
+import logging
+import os
+import stat
+import time
+from typing import Any, Callable
+
+import pyfuse3
+import trio
+
+from logfs.core import LogStore
+from logfs.fusefs.errors import Refused, fuse_handler
+from logfs.fusefs.inodes import ROOT_INODE, InodeTable, Kind, Node
+
+log = logging.getLogger(__name__)
+
+PAGE_SIZE = 4096
+BLKSIZE = 128 * 1024
+ATTR_TIMEOUT_S = 1.0
+ENTRY_TIMEOUT_S = 1.0
+
+
+def _decode(name: bytes) -> str:
+    try:
+        return name.decode("utf-8")
+    except UnicodeDecodeError:
+        raise Refused(errno.EINVAL, f"name {name!r} is not UTF-8") from None
+
+
+class LogfsOperations(pyfuse3.Operations):
+    """FUSE request handlers over a writable :class:`LogStore`.
+
+    ``spawn`` is the composition root's ``nursery.start_soon``: used to run
+    cache invalidations outside of the handler that triggers them (an
+    invalidation from inside a handler can deadlock against the kernel).
+    """
+
+    enable_writeback_cache = False
+    enable_acl = False
+
+    def __init__(
+        self,
+        store: LogStore,
+        data_dir: str,
+        *,
+        mtime_granularity_s: float = 60.0,
+        spawn: Callable[..., Any] | None = None,
+    ) -> None:
+        super().__init__()
+        self.store = store
+        self.data_dir = data_dir
+        self.mtime_granularity_ns = int(mtime_granularity_s * 1e9)
+        self.spawn = spawn
+        self.inodes = InodeTable()
+        self.totals: dict[str, int] = {
+            "read_calls": 0, "read_bytes": 0, "write_calls": 0, "write_bytes": 0,
+            "cache_invalidations": 0,
+        }
+        self._dir_handles: dict[int, list[str] | None] = {}
+        self._dir_inode: dict[int, int] = {}
+        self._next_dir_fh = itertools.count(1 << 40)
+        st = os.stat(data_dir)
+        now = time.time_ns()
+        # chmod/chown of the root and of topics is kept in memory for the mount's life
+        # (the core persists them for logs only).
+        self._dir_attrs: dict[int, list[int]] = {
+            ROOT_INODE: [stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid, now]
+        }
+        self._default_dir_owner = (st.st_uid, st.st_gid)
+        self._mount_time_ns = now
+
+    # ----------------------------------------------------------------- helpers
+
+    def _node(self, ino: int) -> Node:
+        node = self.inodes.get(ino)
+        if node is None:
+            raise Refused(errno.ENOENT, f"inode {ino} is unknown")
+        if not node.linked and node.kind is not Kind.ROOT:
+            raise Refused(errno.ENOENT, f"{'/'.join(self.inodes.path(node))} was removed")
+        return node
+
+    def _log_of(self, node: Node):
+        if node.kind is not Kind.LOG:
+            raise Refused(errno.EISDIR, "a topic is a directory")
+        topic, name = self.inodes.path(node)
+        return self.store.log(topic, name)
+
+    def _topic_of(self, ino: int) -> str:
+        node = self._node(ino)
+        if node.kind is not Kind.TOPIC:
+            raise Refused(errno.EPERM, "only topics (directories) may be created in the mount "
+                          "root" if node.kind is Kind.ROOT else "not a topic")
+        return node.name
+
+    def _dir_attr_row(self, node: Node) -> list[int]:
+        row = self._dir_attrs.get(node.ino)
+        if row is None:
+            uid, gid = self._default_dir_owner
+            row = self._dir_attrs[node.ino] = [0o755, uid, gid, self._mount_time_ns]
+        return row
+
+    def _coarse_ns(self, ms: int) -> int:
+        ns = ms * 1_000_000
+        g = self.mtime_granularity_ns
+        return ns - ns % g if g > 0 else ns
+
+    def attributes(self, node: Node) -> pyfuse3.EntryAttributes:
+        """The stat figures of ``node`` as the kernel will see them."""
+        a = pyfuse3.EntryAttributes()
+        a.st_ino = node.ino
+        a.generation = 0
+        a.entry_timeout = ENTRY_TIMEOUT_S
+        a.attr_timeout = ATTR_TIMEOUT_S
+        a.st_blksize = BLKSIZE
+        if node.kind is Kind.LOG:
+            lg = self._log_of(node)
+            fa = lg.attrs
+            a.st_mode = stat.S_IFREG | stat.S_IMODE(fa.mode)
+            a.st_nlink = 1
+            a.st_uid, a.st_gid = fa.uid, fa.gid
+            a.st_size = lg.end_offset
+            a.st_blocks = (lg.end_offset - lg.start_offset + 511) // 512
+            last = lg.last_append_ms
+            t = self._coarse_ns(last if last is not None else lg.created_ms)
+            a.st_mtime_ns = a.st_ctime_ns = a.st_atime_ns = t
+            a.st_birthtime_ns = lg.created_ms * 1_000_000
+            node.stats["start_offset"] = lg.start_offset
+        else:
+            mode, uid, gid, t = self._dir_attr_row(node)
+            a.st_mode = stat.S_IFDIR | mode
+            a.st_nlink = 2 + (len(self.store.topics()) if node.kind is Kind.ROOT else 0)
+            a.st_uid, a.st_gid = uid, gid
+            a.st_size = 4096
+            a.st_blocks = 8
+            a.st_mtime_ns = a.st_ctime_ns = a.st_atime_ns = a.st_birthtime_ns = t
+        return a
+
+    def _entry(self, node: Node) -> pyfuse3.EntryAttributes:
+        a = self.attributes(node)
+        self.inodes.remember(node)
+        return a
+
+    def _touch_dir(self, ino: int) -> None:
+        node = self.inodes.get(ino)
+        if node is not None:
+            self._dir_attr_row(node)[3] = time.time_ns()
+
+    def invalidate_data(self, node: Node) -> None:
+        """Drop the kernel's cached pages of a log, from a background task."""
+        self.totals["cache_invalidations"] += 1
+        if self.spawn is None:
+            return
+        ino = node.ino
+
+        async def run() -> None:
+            try:
+                await trio.to_thread.run_sync(pyfuse3.invalidate_inode, ino, False)
+            except OSError as exc:  # the kernel may have forgotten the inode already
+                log.debug("invalidate_inode(%d): %s", ino, exc)
+            except Exception:  # noqa: BLE001 - never let a helper task kill the mount
+                log.exception("invalidate_inode(%d) failed", ino)
+
+        self.spawn(run)
+
+    def invalidate_moved_starts(self) -> None:
+        """After maintenance: drop cached pages of every log whose start moved."""
+        for node in self.inodes.logs():
+            try:
+                lg = self._log_of(node)
+            except Exception:  # noqa: BLE001 - a log removed meanwhile
+                continue
+            if lg.start_offset != node.stats.get("start_offset", lg.start_offset):
+                self.invalidate_data(node)
+            node.stats["start_offset"] = lg.start_offset
+
+    def _count(self, node: Node, what: str, nbytes: int) -> None:
+        self.totals[f"{what}_calls"] += 1
+        self.totals[f"{what}_bytes"] += nbytes
+        s = node.stats
+        s[f"{what}_calls"] = s.get(f"{what}_calls", 0) + 1
+        s[f"{what}_bytes"] = s.get(f"{what}_bytes", 0) + nbytes
+
+    def _create_log(self, parent: int, name: bytes, mode: int, ctx) -> Node:
+        topic = self._topic_of(parent)
+        lname = _decode(name)
+        lg = self.store.create_log(topic, lname)
+        umask = getattr(ctx, "umask", 0)
+        lg.set_attrs(mode=stat.S_IMODE(mode) & ~umask, uid=ctx.uid, gid=ctx.gid)
+        self._touch_dir(parent)
+        return self.inodes.ensure(parent, lname, Kind.LOG)
+
+    # ---------------------------------------------------------------- namespace
+
+    @fuse_handler
+    async def lookup(self, parent_inode, name, ctx=None):
+        parent = self._node(parent_inode)
+        try:
+            sname = name.decode("utf-8")
+        except UnicodeDecodeError:
+            raise Refused(errno.ENOENT, "not UTF-8") from None
+        if sname == ".":
+            return self._entry(parent)
+        if sname == "..":
+            return self._entry(self.inodes[parent.parent])
+        if parent.kind is Kind.ROOT:
+            if sname.startswith(".logfs") or not self.store.has_topic(sname):
+                raise Refused(errno.ENOENT, "no such topic")
+            return self._entry(self.inodes.ensure(ROOT_INODE, sname, Kind.TOPIC))
+        if parent.kind is Kind.TOPIC:
+            if sname.startswith(".logfs") or not self.store.has_log(parent.name, sname):
+                raise Refused(errno.ENOENT, "no such log")
+            return self._entry(self.inodes.ensure(parent.ino, sname, Kind.LOG))
+        raise Refused(errno.ENOTDIR, "a log is not a directory")
+
+    @fuse_handler
+    async def forget(self, inode_list):
+        for ino, count in inode_list:
+            self.inodes.forget(ino, count)
+
+    @fuse_handler
+    async def getattr(self, inode, ctx=None):
+        return self.attributes(self._node(inode))
+
+    @fuse_handler
+    async def setattr(self, inode, attr, fields, fh, ctx):
+        node = self._node(inode)
+        if fields.update_size:
+            if node.kind is not Kind.LOG:
+                raise Refused(errno.EISDIR, "cannot truncate a topic")
+            self._log_of(node).truncate_check(attr.st_size)
+        if fields.update_mode or fields.update_uid or fields.update_gid:
+            mode = stat.S_IMODE(attr.st_mode) if fields.update_mode else None
+            uid = attr.st_uid if fields.update_uid else None
+            gid = attr.st_gid if fields.update_gid else None
+            if node.kind is Kind.LOG:
+                self._log_of(node).set_attrs(mode=mode, uid=uid, gid=gid)
+            else:
+                row = self._dir_attr_row(node)
+                for i, v in enumerate((mode, uid, gid)):
+                    if v is not None:
+                        row[i] = v
+        # atime/mtime updates (touch, utimensat) are accepted and ignored: a log's
+        # mtime is its last append, at the mount's mtime granularity.
+        return self.attributes(node)
+
+    @fuse_handler
+    async def mkdir(self, parent_inode, name, mode, ctx):
+        parent = self._node(parent_inode)
+        if parent.kind is not Kind.ROOT:
+            raise Refused(errno.EPERM, "a topic holds logs only: no directories inside a topic")
+        topic = _decode(name)
+        self.store.create_topic(topic)
+        umask = getattr(ctx, "umask", 0)
+        node = self.inodes.ensure(ROOT_INODE, topic, Kind.TOPIC)
+        self._dir_attrs[node.ino] = [stat.S_IMODE(mode) & ~umask, ctx.uid, ctx.gid,
+                                     time.time_ns()]
+        self._touch_dir(ROOT_INODE)
+        return self._entry(node)
+
+    @fuse_handler
+    async def mknod(self, parent_inode, name, mode, rdev, ctx):
+        if not stat.S_ISREG(mode):
+            raise Refused(errno.EPERM, "only topics and logs: no device nodes, fifos or sockets")
+        return self._entry(self._create_log(parent_inode, name, mode, ctx))
+
+    @fuse_handler
+    async def create(self, parent_inode, name, mode, flags, ctx):
+        node = self._create_log(parent_inode, name, mode, ctx)
+        return pyfuse3.FileInfo(fh=node.ino, keep_cache=True), self._entry(node)
+
+    @fuse_handler
+    async def symlink(self, parent_inode, name, target, ctx):
+        raise Refused(errno.EPERM, "symlinks are not supported: topics and logs only")
+
+    @fuse_handler
+    async def link(self, inode, new_parent_inode, new_name, ctx):
+        raise Refused(errno.EPERM, "hard links are not supported: topics and logs only")
+
+    @fuse_handler
+    async def readlink(self, inode, ctx):
+        raise Refused(errno.EINVAL, "not a symlink")
+
+    @fuse_handler
+    async def unlink(self, parent_inode, name, ctx):
+        parent = self._node(parent_inode)
+        sname = _decode(name)
+        if parent.kind is Kind.ROOT:
+            raise Refused(errno.EISDIR, "a topic is a directory: use rmdir or rm -r")
+        self.store.delete_log(parent.name, sname)
+        self.inodes.unlink(parent.ino, sname)
+        self._touch_dir(parent.ino)
+
+    @fuse_handler
+    async def rmdir(self, parent_inode, name, ctx):
+        parent = self._node(parent_inode)
+        sname = _decode(name)
+        if parent.kind is not Kind.ROOT:
+            raise Refused(errno.ENOTDIR, "a log is not a directory")
+        self.store.delete_topic(sname)
+        gone = self.inodes.unlink(ROOT_INODE, sname)
+        if gone is not None:
+            self._dir_attrs.pop(gone.ino, None)
+        self._touch_dir(ROOT_INODE)
+
+    @fuse_handler
+    async def rename(self, parent_inode_old, name_old, parent_inode_new, name_new, flags, ctx):
+        if flags & pyfuse3.RENAME_EXCHANGE:
+            raise Refused(errno.EINVAL, "RENAME_EXCHANGE is not supported")
+        old_parent = self._node(parent_inode_old)
+        new_parent = self._node(parent_inode_new)
+        old, new = _decode(name_old), _decode(name_new)
+        if old_parent.kind is Kind.ROOT:
+            if new_parent.kind is not Kind.ROOT:
+                raise Refused(errno.EPERM, "a topic cannot move inside another topic")
+            if old != new:
+                self.store.rename_topic(old, new)
+        else:
+            if new_parent.kind is not Kind.TOPIC:
+                raise Refused(errno.EPERM, "a log must stay inside a topic")
+            if (old_parent.ino, old) != (new_parent.ino, new):
+                self.store.rename_log(old_parent.name, old, new_parent.name, new)
+        self.inodes.move(old_parent.ino, old, new_parent.ino, new)
+        self._touch_dir(old_parent.ino)
+        self._touch_dir(new_parent.ino)
+
+    # -------------------------------------------------------------- directories
+
+    @fuse_handler
+    async def opendir(self, inode, ctx):
+        node = self._node(inode)
+        if node.kind is Kind.LOG:
+            raise Refused(errno.ENOTDIR, "a log is not a directory")
+        fh = next(self._next_dir_fh)
+        self._dir_handles[fh] = None
+        self._dir_inode[fh] = inode
+        return fh
+
+    @fuse_handler
+    async def readdir(self, fh, start_id, token):
+        ino = self._dir_inode[fh]
+        node = self._node(ino)
+        names = self._dir_handles.get(fh)
+        if names is None or start_id == 0:
+            if node.kind is Kind.ROOT:
+                names = [t for t in self.store.topics() if not t.startswith(".logfs")]
+            else:
+                names = list(self.store.logs(node.name))
+            self._dir_handles[fh] = names
+        kind = Kind.TOPIC if node.kind is Kind.ROOT else Kind.LOG
+        for i in range(start_id, len(names)):
+            child = self.inodes.ensure(ino, names[i], kind)
+            try:
+                attrs = self.attributes(child)
+            except Exception:  # noqa: BLE001 - removed since the listing: skip it
+                continue
+            if not pyfuse3.readdir_reply(token, names[i].encode("utf-8"), attrs, i + 1):
+                break
+            self.inodes.remember(child)
+
+    @fuse_handler
+    async def releasedir(self, fh):
+        self._dir_handles.pop(fh, None)
+        self._dir_inode.pop(fh, None)
+
+    @fuse_handler
+    async def fsyncdir(self, fh, datasync):
+        return None
+
+    @fuse_handler
+    async def statfs(self, ctx):
+        sv = os.statvfs(self.data_dir)
+        s = pyfuse3.StatvfsData()
+        s.f_bsize = sv.f_bsize
+        s.f_frsize = sv.f_frsize
+        s.f_blocks = sv.f_blocks
+        s.f_bfree = sv.f_bfree
+        s.f_bavail = sv.f_bavail
+        s.f_files = sv.f_files
+        s.f_ffree = sv.f_ffree
+        s.f_favail = sv.f_favail
+        s.f_namemax = 255
+        return s
+
+    # -------------------------------------------------------------------- files
+
+    @fuse_handler
+    async def open(self, inode, flags, ctx):
+        node = self._node(inode)
+        lg = self._log_of(node)
+        if flags & os.O_TRUNC:
+            # `>` on a log: allowed only when it would change nothing (empty log).
+            lg.truncate_check(0)
+        return pyfuse3.FileInfo(fh=inode, keep_cache=True)
+
+    @fuse_handler
+    async def read(self, fh, off, size):
+        node = self._node(fh)
+        lg = self._log_of(node)
+        start, end = lg.start_offset, lg.end_offset
+        if off >= end or size <= 0:
+            return b""
+        prefix = b""
+        if off < start:
+            # The kernel reads whole pages. The page holding the start offset also
+            # holds bytes below it: fill those with NULs so the retained bytes of that
+            # page stay readable; a request whose first page lies wholly below the
+            # start is a read below the start: ENODATA (via OffsetOutOfRange).
+            first_page_end = off - off % PAGE_SIZE + PAGE_SIZE
+            if first_page_end > start:
+                prefix = bytes(start - off)
+                size -= start - off
+                off = start
+        parts = [prefix]
+        for r in lg.read_range(off, off + size):
+            parts.append(os.pread(r.fd, r.length, r.position))
+        data = b"".join(parts)
+        self._count(node, "read", len(data))
+        return data
+
+    @fuse_handler
+    async def write(self, fh, off, buf):
+        node = self._node(fh)
+        lg = self._log_of(node)
+        end = lg.end_offset
+        if off != end:
+            raise Refused(errno.EPERM, f"write at offset {off} but the log ends at {end}: "
+                          "logs are append-only")
+        start = lg.start_offset
+        lg.append(bytes(buf))
+        lg.pop_events()  # the core logs rolls and deletions itself
+        if lg.start_offset != start:
+            node.stats["start_offset"] = lg.start_offset
+            self.invalidate_data(node)
+        self._count(node, "write", len(buf))
+        return len(buf)
+
+    @fuse_handler
+    async def flush(self, fh):
+        return None
+
+    @fuse_handler
+    async def release(self, fh):
+        return None
+
+    @fuse_handler
+    async def fsync(self, fh, datasync):
+        node = self._node(fh)
+        self._log_of(node).fsync()
+
+    # ------------------------------------------------------------------ control
+
+    def describe(self, parts: tuple[str, ...]) -> dict[str, Any]:
+        """JSON-ready figures for the mount root, a topic or a log (for `logfs describe`)."""
+        if not parts:
+            return {
+                "kind": "mount",
+                "data": self.data_dir,
+                "pid": os.getpid(),
+                "topics": self.store.topics(),
+                "fuse": dict(self.totals),
+                "mtime_granularity_s": self.mtime_granularity_ns / 1e9,
+            }
+        if len(parts) == 1:
+            topic = parts[0]
+            logs = self.store.logs(topic)
+            return {
+                "kind": "topic",
+                "topic": topic,
+                "config_overrides": self.store.topic_config(topic),
+                "logs": logs,
+            }
+        topic, name = parts
+        d = dict(self.store.log(topic, name).describe())
+        d.setdefault("kind", "log")
+        node = self.inodes.child(self.inodes.child(ROOT_INODE, topic).ino, name) \
+            if self.inodes.child(ROOT_INODE, topic) else None
+        stats = {k: v for k, v in (node.stats if node else {}).items() if k != "start_offset"}
+        for k in ("read_calls", "read_bytes", "write_calls", "write_bytes"):
+            stats.setdefault(k, 0)
+        d["fuse"] = stats
+        return d
