@@ -1,0 +1,141 @@
+"""SPEC §3 through the mount: appends with real tools, refusals, concurrency."""
+
+from __future__ import annotations
+
+import errno
+import glob
+import os
+import subprocess
+
+import pytest
+
+from fuse_helpers import PYTHON, run
+
+pytestmark = pytest.mark.fuse
+
+
+def _segments_concat(m, topic: str, log: str) -> bytes:
+    return b"".join(open(p, "rb").read()
+                    for p in sorted(glob.glob(os.path.join(m.data, topic, log, "*.log"))))
+
+
+def test_appends_with_every_tool(mnt):
+    log = mnt.p("t", "l")
+    run(f"echo one >> {log}")
+    run(f"printf 'two\\nthree\\n' >> {log}")
+    run(f"echo four | tee -a {log} >/dev/null")
+    run([PYTHON, "-c", f"open({log!r}, 'a').write('five\\n')"])
+    run(f"printf 'six\\n' | dd of={log} oflag=append conv=notrunc status=none")
+    expected = "one\ntwo\nthree\nfour\nfive\nsix\n"
+    assert open(log).read() == expected
+    assert _segments_concat(mnt, "t", "l") == expected.encode()
+    assert run(f"wc -l < {log}").stdout.strip() == "6"
+
+
+def test_cp_and_dd_into_a_new_log(mnt, tmp_path):
+    src = tmp_path / "src.bin"
+    src.write_bytes(os.urandom(3 * 1024 * 1024 + 17))
+    run(f"cp {src} {mnt.p('t', 'copy')}")
+    run(f"dd if={src} of={mnt.p('t', 'dd')} bs=64k status=none")
+    assert open(mnt.p("t", "copy"), "rb").read() == src.read_bytes()
+    assert open(mnt.p("t", "dd"), "rb").read() == src.read_bytes()
+    assert run(f"cmp {src} {mnt.p('t', 'copy')}").returncode == 0
+    assert _segments_concat(mnt, "t", "dd") == src.read_bytes()
+
+
+def test_overwrite_and_truncate_are_refused(mnt):
+    log = mnt.p("t", "l")
+    run(f"echo keep >> {log}")
+    r = run(f"echo x > {log}", check=False)
+    assert r.returncode != 0 and "Operation not permitted" in r.stderr
+    assert open(log).read() == "keep\n"
+    with pytest.raises(OSError) as e:
+        os.open(log, os.O_WRONLY | os.O_TRUNC)
+    assert e.value.errno == errno.EPERM
+    with pytest.raises(OSError) as e:
+        os.truncate(log, 2)
+    assert e.value.errno == errno.EPERM
+    with pytest.raises(OSError) as e:
+        os.truncate(log, 100)
+    assert e.value.errno == errno.EPERM
+    os.truncate(log, 5)  # to the current size: fine
+    run(f"truncate -s 5 {log}")
+    fd = os.open(log, os.O_WRONLY)
+    try:
+        with pytest.raises(OSError) as e:
+            os.pwrite(fd, b"X", 1)
+        assert e.value.errno == errno.EPERM
+        assert os.pwrite(fd, b"more\n", 5) == 5  # at the end: an append
+    finally:
+        os.close(fd)
+    assert open(log).read() == "keep\nmore\n"
+    # `>` and `: >` on an empty log are fine (nothing to lose)
+    run(f": > {mnt.p('t', 'empty')}")
+    run(f"echo new > {mnt.p('t', 'empty')}", check=False)
+    assert open(mnt.p("t", "empty")).read() == "new\n"
+    # refused `>` again, now that it is not empty
+    assert run(f"echo y > {mnt.p('t', 'empty')}", check=False).returncode != 0
+
+
+def test_stat_shows_new_size_immediately(mnt):
+    log = mnt.p("t", "l")
+    fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        for i in range(1, 50):
+            os.write(fd, b"x" * i)
+            size = i * (i + 1) // 2
+            assert os.stat(log).st_size == size
+            if i % 10 == 0:  # and from another process
+                assert run(["stat", "-c", "%s", log]).stdout.strip() == str(size)
+    finally:
+        os.close(fd)
+
+
+WRITER = r"""
+import os, sys
+path, tag, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+pad = "x" * (int(tag) * 7)
+for i in range(n):
+    line = f"{tag} {i} {pad}\n".encode()
+    assert os.write(fd, line) == len(line)
+os.close(fd)
+"""
+
+
+def test_concurrent_producers_never_interleave(mnt):
+    log = mnt.p("t", "l")
+    open(log, "a").close()
+    procs, n = 8, 10_000
+    ps = [subprocess.Popen([PYTHON, "-c", WRITER, log, str(k), str(n)]) for k in range(procs)]
+    for p in ps:
+        assert p.wait(timeout=120) == 0
+    lines = open(log, "rb").read().split(b"\n")
+    assert lines[-1] == b""
+    lines = lines[:-1]
+    assert len(lines) == procs * n
+    seen = {k: 0 for k in range(procs)}
+    for line in lines:
+        tag, i, pad = line.split(b" ")
+        k = int(tag)
+        assert pad == b"x" * (k * 7), f"interleaved line: {line!r}"
+        assert int(i) == seen[k], f"process {k} out of order: {int(i)} after {seen[k] - 1}"
+        seen[k] += 1
+    assert all(v == n for v in seen.values())
+    assert run(f"wc -l < {log}").stdout.strip() == str(procs * n)
+    assert _segments_concat(mnt, "t", "l") == open(log, "rb").read()
+    d = mnt.describe("t", "l")
+    assert d["records"] == procs * n
+
+
+def test_big_writes_land_whole(mnt):
+    """Single writes up to the FUSE maximum write size (>= 128 KiB) are contiguous."""
+    log = mnt.p("t", "big")
+    blocks = [bytes([65 + k]) * (128 * 1024 - 1) + b"\n" for k in range(8)]
+    fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        for b in blocks:
+            assert os.write(fd, b) == len(b)
+    finally:
+        os.close(fd)
+    assert open(log, "rb").read() == b"".join(blocks)
