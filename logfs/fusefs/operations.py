@@ -177,7 +177,6 @@ class LogfsOperations(pyfuse3.Operations):
 
     def invalidate_data(self, node: Node) -> None:
         """Drop the kernel's cached pages of a log, from a background task."""
-        self.totals["cache_invalidations"] += 1
         if self.spawn is None:
             return
         ino = node.ino
@@ -185,6 +184,7 @@ class LogfsOperations(pyfuse3.Operations):
         async def run() -> None:
             try:
                 await trio.to_thread.run_sync(pyfuse3.invalidate_inode, ino, False)
+                self.totals["cache_invalidations"] += 1
             except OSError as exc:  # the kernel may have forgotten the inode already
                 log.debug("invalidate_inode(%d): %s", ino, exc)
             except Exception:  # noqa: BLE001 - never let a helper task kill the mount
@@ -457,7 +457,10 @@ class LogfsOperations(pyfuse3.Operations):
                           "logs are append-only")
         start = lg.start_offset
         lg.append(bytes(buf))
-        lg.pop_events()  # the core logs rolls and deletions itself
+        if lg.pop_events():  # the core logs rolls and deletions itself
+            # SPEC §6: retention is applied whenever a segment rolls.
+            lg.apply_retention()
+            lg.pop_events()
         if lg.start_offset != start:
             node.stats["start_offset"] = lg.start_offset
             self.invalidate_data(node)
