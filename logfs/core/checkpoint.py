@@ -21,15 +21,16 @@ write damages at most one)::
     offset 0    recovery point slot (32 bytes)
     offset 512  live tail slot      (32 bytes)
 
-Slot (32 bytes, little-endian)::
+Slot (40 bytes, little-endian)::
 
-    0       4       8            16                 24      28      32
-    | magic | zero  | position   | interval start   | crc   | check |
-    | LFCP  | u32   | u64        | u64              | u32   | u32   |
+    0       4       8            16                 24             32      36      40
+    | magic | crc   | position   | interval start   | timestamp ms | check | zero  |
+    | LFCP  | u32   | u64        | u64              | i64          | u32   | u32   |
 
 ``position`` is an absolute log byte offset; ``crc`` is the CRC-32 of the log bytes
-``[interval start, position)``, which lie in one segment; ``check`` is the CRC-32 of
-bytes 0..27 of the slot. A slot whose magic or check is wrong is ignored.
+``[interval start, position)``, which lie in one segment; ``timestamp`` is the time
+of the last append (ms since the epoch, 0 if none); ``check`` is the CRC-32 of bytes
+0..31 of the slot. A slot whose magic or check is wrong is ignored.
 """
 
 from __future__ import annotations
@@ -44,8 +45,9 @@ FILE_SIZE = 1024
 RECOVERY_SLOT = 0
 LIVE_SLOT = 512
 _MAGIC = 0x5043464C  # b"LFCP" little-endian
-_BODY = struct.Struct("<IIQQI")  # 28 bytes
-_CHECK = struct.Struct("<I")
+_BODY = struct.Struct("<IIQQq")  # 32 bytes
+_CHECK = struct.Struct("<II")
+SLOT_SIZE = 40
 
 
 @dataclass(frozen=True)
@@ -53,22 +55,23 @@ class TailMark:
     position: int
     interval_start: int
     crc: int
+    timestamp_ms: int = 0
 
 
 def encode_slot(mark: TailMark) -> bytes:
-    body = _BODY.pack(_MAGIC, 0, mark.position, mark.interval_start, mark.crc)
-    return body + _CHECK.pack(zlib.crc32(body))
+    body = _BODY.pack(_MAGIC, mark.crc, mark.position, mark.interval_start, mark.timestamp_ms)
+    return body + _CHECK.pack(zlib.crc32(body), 0)
 
 
 def decode_slot(raw: bytes) -> TailMark | None:
-    if len(raw) < 32:
+    if len(raw) < SLOT_SIZE:
         return None
-    magic, _zero, position, interval_start, crc = _BODY.unpack_from(raw, 0)
-    if magic != _MAGIC or _CHECK.unpack_from(raw, 28)[0] != zlib.crc32(raw[:28]):
+    magic, crc, position, interval_start, timestamp = _BODY.unpack_from(raw, 0)
+    if magic != _MAGIC or _CHECK.unpack_from(raw, 32)[0] != zlib.crc32(raw[:32]):
         return None
     if interval_start > position:
         return None
-    return TailMark(position, interval_start, crc)
+    return TailMark(position, interval_start, crc, timestamp)
 
 
 class Checkpoint:
@@ -106,19 +109,19 @@ class Checkpoint:
         m = self._mapping()
         if m is None:
             return None
-        return decode_slot(m[slot: slot + 32])
+        return decode_slot(m[slot: slot + SLOT_SIZE])
 
-    def write_live(self, position: int, interval_start: int, crc: int) -> None:
+    def write_live(self, position: int, interval_start: int, crc: int, timestamp_ms: int) -> None:
         """Memory store into the shared mapping: survives a daemon crash, not a power loss."""
         m = self._map or self._mapping()
-        body = _BODY.pack(_MAGIC, 0, position, interval_start, crc)
-        m[LIVE_SLOT: LIVE_SLOT + 32] = body + _CHECK.pack(zlib.crc32(body))  # type: ignore[index]
+        body = _BODY.pack(_MAGIC, crc, position, interval_start, timestamp_ms)
+        m[LIVE_SLOT: LIVE_SLOT + SLOT_SIZE] = body + _CHECK.pack(zlib.crc32(body), 0)  # type: ignore[index]
 
     def write_recovery_point(self, mark: TailMark) -> None:
         """Record a durable prefix and make it durable (msync). Blocks on the disk."""
         m = self._mapping()
         assert m is not None
-        m[RECOVERY_SLOT: RECOVERY_SLOT + 32] = encode_slot(mark)
+        m[RECOVERY_SLOT: RECOVERY_SLOT + SLOT_SIZE] = encode_slot(mark)
         m.flush()
 
     def clear(self) -> None:

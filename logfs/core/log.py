@@ -113,6 +113,10 @@ class Log:
         active = self._segments[-1]
         active.sealed = not self.writable
         active.load_tail_state()
+        live = self.checkpoint.read(LIVE_SLOT)
+        if live is not None and live.position == active.base + active.size and live.timestamp_ms \
+                and active.size > 0 and (active.last_ms is None or live.timestamp_ms > active.last_ms):
+            active.last_ms = live.timestamp_ms
         if self.writable and "created_ms" not in self.meta:
             self.meta["created_ms"] = self.store.clock.now_ms()
             self.save_meta()
@@ -127,6 +131,7 @@ class Log:
         self._dir_mtime = st.st_mtime_ns
         bases = list_segment_bases(names)
         known = {seg.base: seg for seg in self._segments}
+        previous_last = self._segments[-1].base if self._segments else None
         segments = []
         for base in bases:
             seg = known.pop(base, None)
@@ -137,7 +142,7 @@ class Log:
             gone.close()
         # sizes of sealed segments (they never change)
         for seg in segments[:-1]:
-            if seg.size < 0 or not seg.sealed:
+            if seg.size < 0 or not seg.sealed or seg.base == previous_last:
                 seg.sealed = True
                 try:
                     seg.size = os.stat(seg.path).st_size
@@ -193,6 +198,11 @@ class Log:
     @property
     def last_append_ms(self) -> int | None:
         self._maybe_refresh()
+        if not self.writable and self._segments:
+            live = self.checkpoint.read(LIVE_SLOT)
+            last = self._segments[-1]
+            if live is not None and live.timestamp_ms and last.base <= live.position:
+                return live.timestamp_ms
         for seg in reversed(self._segments):
             ts = seg.largest_timestamp()
             if ts is not None:
@@ -258,7 +268,8 @@ class Log:
             seg = self._segments[-1]
         position = seg.base + seg.size
         seg.append(data, now, cfg.index_interval_bytes)
-        self.checkpoint.write_live(seg.base + seg.size, seg.base + seg.interval_start, seg.crc)
+        self.checkpoint.write_live(seg.base + seg.size, seg.base + seg.interval_start, seg.crc,
+                                   seg.last_ms or now)
         self.unflushed = True
         return position
 
@@ -291,7 +302,7 @@ class Log:
         self._bases.append(new.base)
         self._unflushed_sealed.append(old)
         self._dir_dirty = True
-        self.checkpoint.write_live(new.base, new.base, 0)
+        self.checkpoint.write_live(new.base, new.base, 0, old.last_ms or 0)
         self._event("rolled %s/%s: new segment at offset %d", self.topic, self.name, new.base)
 
     def _event(self, fmt: str, *args: object) -> None:
@@ -318,7 +329,7 @@ class Log:
             if self._dir_dirty:
                 _fsync_path(self.directory)
             self.checkpoint.write_recovery_point(
-                TailMark(seg.base + seg.size, seg.base + seg.interval_start, seg.crc))
+                TailMark(seg.base + seg.size, seg.base + seg.interval_start, seg.crc, seg.last_ms or 0))
         except OSError as exc:
             raise StorageIOError.wrap(exc, f"fsync of {self.topic}/{self.name}") from None
         self._unflushed_sealed.clear()
