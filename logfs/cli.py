@@ -97,8 +97,6 @@ def cmd_mount(args) -> int:
         os.makedirs(data, exist_ok=True)
     except OSError as exc:
         return _die(f"cannot create data directory {data}: {exc.strerror}")
-    if not os.path.isdir(args.mountpoint):
-        return _die(f"mountpoint {args.mountpoint} is not a directory")
     if args.foreground:
         _configure_logging(data, to_stderr=True, debug=opts.debug)
         try:
@@ -157,7 +155,7 @@ def _daemonize_mount(data: str, mountpoint: str, opts) -> int:
         try:
             code = run_mount(data, mountpoint, opts, ready)
         except MountError as exc:
-            logging.getLogger("logfs.cli").error("mount failed: %s", exc)
+            logging.getLogger("logfs.cli").warning("mount refused: %s", exc)
             code = 1
         except BaseException as exc:  # noqa: BLE001
             logging.getLogger("logfs.cli").exception("daemon failed")

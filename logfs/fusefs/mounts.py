@@ -73,7 +73,7 @@ def logfs_mount_containing(path: str) -> tuple[MountEntry, tuple[str, ...]] | No
 def is_dead_mountpoint(path: str) -> bool:
     """True if ``path`` is a FUSE mount whose daemon is gone (ENOTCONN)."""
     try:
-        os.stat(path)
+        os.statvfs(path)  # never answered from the kernel's attribute cache
     except OSError as exc:
         return exc.errno == errno.ENOTCONN
     return False
