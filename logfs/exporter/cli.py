@@ -1,0 +1,110 @@
+"""``python -m logfs.exporter DATA ...`` (and ``logfs serve``): parse options,
+configure logging, serve until SIGINT/SIGTERM.
+
+Once listening, one line goes to stdout: ``logfs exporter listening on
+http://HOST:PORT`` (with ``--port 0`` the kernel picks the port; scripts read it
+there). The access log (one JSON object per request) goes to stderr, or to
+``--access-log FILE``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+
+import trio
+
+from .protocol import Limits
+from .server import serve_exporter
+
+__all__ = ["build_parser", "main"]
+
+DEFAULT_PORT = 8480
+
+
+def build_parser(prog: str = "logfs serve") -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description="Serve logfs logs read-only over HTTP/1.1 "
+                                "(zero-copy with sendfile). See docs/exporter.md.")
+    p.add_argument("data", metavar="DATA", help="the logfs data directory")
+    p.add_argument("--bind", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT}; 0: any free port)")
+    p.add_argument("--token-file", help="require 'Authorization: Bearer <token>' with the token in this file")
+    p.add_argument("--max-connections", type=int, default=Limits.max_connections,
+                   help=f"clients served at once; more get 503 (default {Limits.max_connections})")
+    p.add_argument("--request-timeout", type=float, default=Limits.request_timeout_s,
+                   help="seconds a client has to send a complete request head (default %(default)s)")
+    p.add_argument("--send-timeout", type=float, default=Limits.send_timeout_s,
+                   help="seconds a client may accept no bytes before it is dropped (default %(default)s)")
+    p.add_argument("--access-log", help="write the access log (JSON lines) to this file instead of stderr")
+    p.add_argument("--debug", action="store_true", help="verbose logging")
+    return p
+
+
+def _read_token(path: str) -> bytes:
+    with open(path, "rb") as f:
+        token = f.read().strip()
+    if not token:
+        raise ValueError(f"token file {path} is empty")
+    if any(c < 0x21 or c > 0x7e for c in token):
+        raise ValueError(f"token file {path}: the token must be printable ASCII without spaces")
+    return token
+
+
+def _configure_logging(access_log: str | None, debug: bool) -> None:
+    root = logging.getLogger()
+    root.handlers.clear()
+    root.setLevel(logging.DEBUG if debug else logging.INFO)
+    err = logging.StreamHandler(sys.stderr)
+    err.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    err.addFilter(lambda record: record.name != "logfs.exporter.access")
+    root.addHandler(err)
+    access = logging.getLogger("logfs.exporter.access")
+    access.propagate = False
+    access.handlers.clear()
+    handler = logging.FileHandler(access_log) if access_log else logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    access.addHandler(handler)
+
+
+async def _run(args: argparse.Namespace, token: bytes | None, limits: Limits) -> None:
+    async with trio.open_nursery() as nursery:
+        host, port = await nursery.start(lambda task_status: serve_exporter(
+            args.data, host=args.bind, port=args.port, token=token, limits=limits,
+            task_status=task_status))
+        shown = f"[{host}]" if ":" in host else host
+        print(f"logfs exporter listening on http://{shown}:{port}", flush=True)
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for signum in signals:
+                logging.getLogger(__name__).info("signal %d: stopping", signum)
+                nursery.cancel_scope.cancel()
+                break
+
+
+def main(argv: list[str] | None = None, prog: str = "logfs serve") -> int:
+    """Run the exporter; returns the exit code (0 after SIGINT/SIGTERM)."""
+    args = build_parser(prog).parse_args(argv)
+    _configure_logging(args.access_log, args.debug)
+    try:
+        token = _read_token(args.token_file) if args.token_file else None
+    except (OSError, ValueError) as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return 2
+    if args.max_connections < 1:
+        print(f"{prog}: --max-connections must be at least 1", file=sys.stderr)
+        return 2
+    limits = Limits(max_connections=args.max_connections, request_timeout_s=args.request_timeout,
+                    send_timeout_s=args.send_timeout)
+    try:
+        trio.run(_run, args, token, limits)
+    except OSError as exc:
+        print(f"{prog}: cannot listen on {args.bind}:{args.port}: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # NotFound for a missing DATA, and the like
+        from logfs.core import StorageError
+        if isinstance(exc, StorageError):
+            print(f"{prog}: {exc}", file=sys.stderr)
+            return 1
+        raise
+    return 0

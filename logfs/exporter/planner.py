@@ -1,0 +1,257 @@
+"""From a routed request to a plan over the storage core: which log, which bytes,
+which status and headers. Synchronous: calls the core's reader view (stats, index
+lookups, at most a short scan for a record boundary) but never touches a socket and
+never reads the body bytes; the server sends ``[start, end)`` with sendfile.
+
+Offsets in ``Range``/``Content-Range`` are the log's byte offsets: they never change,
+so ``Content-Range: bytes a-b/END`` has the log's end offset as the complete length,
+and a range below the start (removed by retention) is 416 with ``Content-Range:
+bytes */END`` and a ``Logfs-Start-Offset`` header saying where data begins.
+
+``until`` and the indexes: the time index is sparse (one entry per
+``index.interval.bytes``), so the exact append time of a record between two entries is
+unknown. ``since`` starts at or before the first record appended at or after TIME
+(core ``time_position``); ``until`` ends at the first indexed append made *after*
+TIME, cut back to a record boundary. Both err on the side of including a record,
+never of dropping one: a window may carry up to one index interval of records on
+either side.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from logfs.core import DataGap, Log, LogStore, NotFound, OffsetOutOfRange, StorageError
+
+from .protocol import HttpError, base_headers
+from .query import BadRequest, ByteRange, LogQuery, parse_byte_range, parse_log_query
+
+__all__ = ["LogPlan", "plan_log_read", "describe_log", "open_reachable_log", "until_position"]
+
+LOG_CONTENT_TYPE = b"text/plain; charset=utf-8"
+
+
+@dataclass
+class LogPlan:
+    """Send the log's bytes ``[start, end)``; ``end`` None means follow (stream as
+    data arrives, chunked). ``until_ms`` with follow: stop once the clock passes it."""
+
+    status: int
+    headers: list[tuple[bytes, bytes]]
+    log: Log
+    start: int
+    end: int | None
+    follow: bool = False
+    until_ms: int | None = None
+
+    @property
+    def length(self) -> int | None:
+        return None if self.end is None else self.end - self.start
+
+
+def _is_real_dir(path: str) -> bool:
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    return stat.S_ISDIR(st.st_mode)
+
+
+def open_reachable_log(store: LogStore, topic: str, name: str) -> Log:
+    """The log ``topic/name`` if it exists inside DATA as a real directory (no
+    symlinks on the way). HttpError(404) otherwise."""
+    data = store.data_dir
+    tdir = os.path.join(data, topic)
+    ldir = os.path.join(tdir, name)
+    if not (_is_real_dir(tdir) and _is_real_dir(ldir)):
+        raise HttpError(404, f"no such log {topic}/{name}")
+    if os.path.realpath(ldir) != os.path.join(os.path.realpath(data), topic, name):
+        raise HttpError(404, f"no such log {topic}/{name}")
+    try:
+        return store.log(topic, name)
+    except NotFound:
+        raise HttpError(404, f"no such log {topic}/{name}") from None
+
+
+def check_topic(store: LogStore, topic: str) -> list[str]:
+    tdir = os.path.join(store.data_dir, topic)
+    if not _is_real_dir(tdir):
+        raise HttpError(404, f"no such topic {topic}")
+    try:
+        return [n for n in store.logs(topic) if _is_real_dir(os.path.join(tdir, n))]
+    except NotFound:
+        raise HttpError(404, f"no such topic {topic}") from None
+
+
+def _iso(ms: int | None) -> str | None:
+    if ms is None:
+        return None
+    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def describe_log(log: Log) -> dict:
+    """The figures a client needs to read a log (GET / and GET /<topic>)."""
+    last = log.last_append_ms
+    return {
+        "topic": log.topic,
+        "log": log.name,
+        "start_offset": log.start_offset,
+        "end_offset": log.end_offset,
+        "records": log.records,
+        "start_record": log.start_record,
+        "segments": log.segment_count,
+        "last_append_ms": last,
+        "last_append": _iso(last),
+    }
+
+
+def _too_early(log: Log, what: str) -> HttpError:
+    start, end = log.start_offset, log.end_offset
+    return HttpError(416, f"{what} is below the log start: data begins at offset {start} "
+                          f"(record {log.start_record}); the log ends at offset {end}",
+                     [(b"content-range", f"bytes */{end}".encode()),
+                      (b"logfs-start-offset", str(start).encode()),
+                      (b"logfs-end-offset", str(end).encode())])
+
+
+def _beyond_end(log: Log, what: str) -> HttpError:
+    end = log.end_offset
+    return HttpError(416, f"{what} is beyond the log end {end}",
+                     [(b"content-range", f"bytes */{end}".encode()),
+                      (b"logfs-start-offset", str(log.start_offset).encode()),
+                      (b"logfs-end-offset", str(end).encode())])
+
+
+def _record_boundary_at_or_before(log: Log, pos: int) -> int:
+    """The start of the record holding byte *pos* (or *pos* itself if a record
+    starts there); the end of the last complete record if *pos* is the end."""
+    start = log.start_offset
+    if pos <= start:
+        return start
+    if log.read(pos - 1, 1) == b"\n":  # the usual case: appends are whole lines
+        return pos
+    for seg in reversed(log.segments()):
+        if seg.base < pos:
+            at = seg.last_newline_before(pos - seg.base)
+            if at >= 0:
+                return seg.base + at
+            pos = seg.base
+    return start
+
+
+def until_position(log: Log, t_ms: int) -> int:
+    """End of the records appended at or before *t_ms*: the position of the first
+    time-index entry later than *t_ms*, cut back to a record boundary; the end of the
+    last complete record if no append is later. Never drops a record appended at or
+    before *t_ms*; may include up to one index interval of later ones."""
+    segments = log.segments()
+    end = log.end_offset
+    limit = end
+    for i, seg in enumerate(segments):
+        tindex = seg.time_index()
+        tindex.refresh_count()  # the writer may have added entries since we looked
+        k = tindex.bisect_right(lambda e: e[0], t_ms)
+        if k < tindex.count:
+            limit = seg.base + tindex.get(k)[1]
+            break
+    if limit >= end:
+        return log.record_position(log.records)
+    return _record_boundary_at_or_before(log, limit)
+
+
+def _start_for(log: Log, q: LogQuery) -> int:
+    start = log.start_offset
+    end = log.end_offset
+    if q.offset is not None:
+        if q.offset < start:
+            raise _too_early(log, f"offset {q.offset}")
+        if q.offset > end:
+            raise _beyond_end(log, f"offset {q.offset}")
+        return q.offset
+    if q.record is not None:
+        try:
+            return log.record_position(q.record)
+        except OffsetOutOfRange:
+            raise _too_early(log, f"record {q.record}") from None
+    if q.since_ms is not None:
+        return max(start, log.time_position(q.since_ms))
+    if q.last is not None:
+        records = log.records
+        tail = log.record_position(records)
+        lines = records + (1 if tail < end else 0)
+        first = max(log.start_record, lines - q.last)
+        return log.record_position(first) if first < lines else end
+    return start
+
+
+def _log_headers(log: Log, body_offset: int) -> list[tuple[bytes, bytes]]:
+    headers = base_headers(LOG_CONTENT_TYPE)
+    headers += [(b"accept-ranges", b"bytes"),
+                (b"logfs-start-offset", str(log.start_offset).encode()),
+                (b"logfs-end-offset", str(log.end_offset).encode()),
+                (b"logfs-offset", str(body_offset).encode())]
+    return headers
+
+
+def plan_log_read(log: Log, query: bytes, range_header: bytes | None, now_ms: int) -> LogPlan:
+    """Decide status, headers and byte span for ``GET /<topic>/<log>``. Raises
+    HttpError (400 malformed, 416 outside the retained data, 500 storage failure)."""
+    try:
+        q = parse_log_query(query, now_ms)
+        brange = parse_byte_range(range_header) if range_header is not None else None
+    except BadRequest as exc:
+        raise HttpError(400, str(exc)) from None
+    if brange is not None and (q.has_start or q.follow or q.until_ms is not None):
+        raise HttpError(400, "Range cannot be combined with offset, record, since, last, until or follow")
+    try:
+        log.refresh()
+        if brange is not None:
+            return _plan_range(log, brange)
+        start = _start_for(log, q)
+        end = log.end_offset
+        follow = q.follow
+        if q.until_ms is not None:
+            if q.follow and q.until_ms > now_ms:
+                end_at = None  # stream until the clock passes until
+            else:
+                end_at = max(start, until_position(log, q.until_ms))
+                follow = False
+        else:
+            end_at = None if follow else end
+        headers = _log_headers(log, start)
+        if end_at is not None:
+            headers.append((b"content-length", str(end_at - start).encode()))
+        else:
+            headers += [(b"cache-control", b"no-store"), (b"x-accel-buffering", b"no")]
+        return LogPlan(200, headers, log, start, end_at, follow=end_at is None, until_ms=q.until_ms)
+    except OffsetOutOfRange:
+        raise _too_early(log, "the requested position") from None
+    except DataGap as exc:
+        raise HttpError(500, f"data missing in {log.topic}/{log.name}: {exc}") from None
+    except StorageError as exc:
+        raise HttpError(500, f"storage error reading {log.topic}/{log.name}: {exc}") from None
+
+
+def _plan_range(log: Log, r: ByteRange) -> LogPlan:
+    start, end = log.start_offset, log.end_offset
+    if r.suffix is not None:
+        a, b = max(start, end - r.suffix), end
+        if r.suffix == 0 or a >= end:
+            raise _beyond_end(log, f"range bytes=-{r.suffix}")
+    else:
+        a = r.first
+        b = end if r.last is None else min(end, r.last + 1)
+        if a < start:
+            raise _too_early(log, f"range start {a}")
+        if a >= end:
+            raise _beyond_end(log, f"range start {a}")
+    headers = _log_headers(log, a)
+    headers += [(b"content-range", f"bytes {a}-{b - 1}/{end}".encode()),
+                (b"content-length", str(b - a).encode())]
+    return LogPlan(206, headers, log, a, b)
+
+
+__all__ += ["check_topic"]

@@ -1,0 +1,577 @@
+"""The exporter's I/O: a trio server that answers HTTP/1.1 with h11 and sends log
+bodies with ``os.sendfile``.
+
+Theory of operation. Each accepted socket gets one task. It reads a request head
+under a deadline (idle or half-sent requests are closed), routes it
+(protocol.py), plans the bytes over the core's reader view (planner.py) and sends:
+heads and framing through h11, bodies as :class:`FileSlice` placeholders that h11's
+``send_with_data_passthrough`` hands back untouched and this module turns into
+``os.sendfile(socket, segment, position, length)`` on the non-blocking socket,
+waiting with ``trio.lowlevel.wait_writable`` when the socket is full. No segment
+byte enters Python memory.
+
+The core's descriptors are valid only until the next call into the store, and other
+tasks call into the store while this one waits for the socket, so every slice is
+``os.dup``-ed before its first await and closed when sent.
+
+Bounded cost per client: the head is limited (431/414), its arrival is timed
+(``request_timeout_s``), a client that accepts no bytes for ``send_timeout_s`` is
+dropped, past ``max_connections`` new clients get 503, and follow streams watch
+their socket so a vanished client ends its stream at once.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import logging
+import os
+import socket as _stdsocket
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import h11
+import trio
+
+from logfs.core import LogStore, OffsetOutOfRange, StorageError, open_log_store
+
+from .inotify import DirectoryWatcher
+from .metrics import ExporterMetrics
+from .planner import LogPlan, check_topic, describe_log, open_reachable_log, plan_log_read, until_position
+from .protocol import (REASONS, FileSlice, HttpError, Limits, check_auth, check_request_head,
+                       error_response, json_response, parse_target, request_head_error,
+                       text_response)
+
+logger = logging.getLogger(__name__)
+access_logger = logging.getLogger("logfs.exporter.access")
+
+__all__ = ["ExporterServer", "serve_exporter"]
+
+RECV_SIZE = 65536
+FOLLOW_FALLBACK_S = 1.0      # a follower re-checks at least this often without events
+CHECKPOINT_LAG_S = 0.005     # re-check delay when the file is ahead of the published end
+MAX_IGNORED_INPUT = 65536    # bytes a follow client may send before being dropped
+
+
+class ClientGone(Exception):
+    """The client closed, reset, or stopped reading for too long."""
+
+
+@dataclass
+class Exchange:
+    """One request/response, for the access log."""
+
+    client: str
+    method: str = "-"
+    path: str = "-"
+    status: int = 0
+    bytes: int = 0
+    started: float = 0.0
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def raw_error(status: int, message: str, extra: list[tuple[bytes, bytes]] = ()) -> bytes:
+    """A complete ``Connection: close`` response for errors before h11 has a request."""
+    body = (message + "\n").encode()
+    head = [b"HTTP/1.1 %d %s" % (status, REASONS.get(status, b"")),
+            b"server: logfs-exporter", b"content-type: text/plain; charset=utf-8",
+            b"content-length: %d" % len(body), b"connection: close"]
+    head += [name + b": " + value for name, value in extra]
+    return b"\r\n".join(head) + b"\r\n\r\n" + body
+
+
+class HttpConnection:
+    """One client connection: h11 state plus the raw non-blocking socket."""
+
+    def __init__(self, server: "ExporterServer", sock: trio.socket.SocketType, client: str) -> None:
+        self.server = server
+        self.sock = sock
+        self.client = client
+        self.limits = server.limits
+        self.metrics = server.metrics
+        self.conn = h11.Connection(h11.SERVER, max_incomplete_event_size=self.limits.max_header_bytes)
+        self.gone = False
+        self.exchange: Exchange | None = None
+
+    # -- sending -------------------------------------------------------------------
+    async def _wait_writable(self) -> None:
+        with trio.move_on_after(self.limits.send_timeout_s) as scope:
+            await trio.lowlevel.wait_writable(self.sock)
+        if scope.cancelled_caught:
+            self.metrics.timeouts += 1
+            logger.info("%s: accepted no bytes for %.1f s, closing", self.client, self.limits.send_timeout_s)
+            raise ClientGone("send timeout")
+
+    async def send_bytes(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            if self.gone:
+                raise ClientGone("closed")
+            with trio.move_on_after(self.limits.send_timeout_s) as scope:
+                try:
+                    n = await self.sock.send(view)
+                except OSError as exc:
+                    raise ClientGone(str(exc)) from None
+            if scope.cancelled_caught:
+                self.metrics.timeouts += 1
+                raise ClientGone("send timeout")
+            view = view[n:]
+            self.metrics.other_bytes_sent += n
+
+    async def send_file(self, piece: FileSlice) -> None:
+        """sendfile *piece* to the socket, waiting while the socket is full."""
+        fd = self.sock.fileno()
+        offset, remaining = piece.position, piece.length
+        while remaining:
+            if self.gone:
+                raise ClientGone("closed")
+            try:
+                n = os.sendfile(fd, piece.fd, offset, remaining)
+            except BlockingIOError:
+                self.metrics.sendfile_would_block += 1
+                await self._wait_writable()
+                continue
+            except OSError as exc:
+                if exc.errno in (errno.EPIPE, errno.ECONNRESET, errno.ENOTCONN, errno.ESHUTDOWN):
+                    raise ClientGone(str(exc)) from None
+                raise
+            if n == 0:
+                raise StorageError(f"segment file ended early at {offset} (sendfile returned 0)")
+            self.metrics.sendfile_calls += 1
+            self.metrics.bytes_sent += n
+            if self.exchange is not None:
+                self.exchange.bytes += n
+            offset += n
+            remaining -= n
+            await trio.lowlevel.checkpoint()  # let other clients run between calls
+
+    async def send_event(self, event: h11._events.Event) -> None:
+        pieces = self.conn.send_with_data_passthrough(event)
+        pending: list[bytes] = []
+        for piece in pieces or ():
+            if isinstance(piece, FileSlice):
+                if pending:
+                    await self.send_bytes(b"".join(pending))
+                    pending = []
+                await self.send_file(piece)
+            else:
+                pending.append(piece)
+        if pending:
+            await self.send_bytes(b"".join(pending))
+
+    async def send_body(self, response: h11.Response, body: bytes, head_only: bool) -> None:
+        await self.send_event(response)
+        if body and not head_only:
+            await self.send_event(h11.Data(data=body))
+            if self.exchange is not None:
+                self.exchange.bytes += len(body)
+        await self.send_event(h11.EndOfMessage())
+
+    # -- receiving -----------------------------------------------------------------
+    async def _receive(self) -> bytes:
+        try:
+            return await self.sock.recv(RECV_SIZE)
+        except OSError:
+            return b""
+
+    async def read_request(self) -> h11.Request | None:
+        """The next request head; None when the client closed or timed out idle.
+        Raises HttpError for a malformed or oversized head (before h11 has it)."""
+        started = trio.current_time()
+        with trio.move_on_at(started + self.limits.request_timeout_s) as scope:
+            while True:
+                try:
+                    event = self.conn.next_event()
+                except h11.RemoteProtocolError:
+                    raise request_head_error(bytes(self.conn.trailing_data[0]), self.limits) from None
+                if event is h11.NEED_DATA:
+                    data = await self._receive()
+                    self.conn.receive_data(data)
+                    continue
+                if isinstance(event, h11.Request):
+                    return event
+                if isinstance(event, h11.ConnectionClosed):
+                    return None
+                return None  # pragma: no cover - h11 gives nothing else here
+        if scope.cancelled_caught:
+            partial = bytes(self.conn.trailing_data[0])
+            self.metrics.timeouts += 1
+            if partial.strip():
+                raise HttpError(408, f"request not complete within {self.limits.request_timeout_s:g} s")
+        return None
+
+    async def read_body_end(self) -> None:
+        """Consume the (normally empty) request body up to EndOfMessage."""
+        size = 0
+        with trio.move_on_after(self.limits.request_timeout_s) as scope:
+            while True:
+                event = self.conn.next_event()
+                if event is h11.NEED_DATA:
+                    self.conn.receive_data(await self._receive())
+                    continue
+                if isinstance(event, h11.Data):
+                    size += len(event.data)
+                    if size > self.limits.max_request_body:
+                        raise HttpError(413, f"request body larger than {self.limits.max_request_body} bytes")
+                    continue
+                if isinstance(event, h11.EndOfMessage):
+                    return
+                raise ClientGone("closed during the request body")
+        if scope.cancelled_caught:
+            raise HttpError(408, "request body not complete in time")
+
+    async def watch_for_close(self, cancel_scope: trio.CancelScope) -> None:
+        """During a follow stream: end it as soon as the client closes or resets."""
+        ignored = 0
+        while True:
+            data = await self._receive()
+            if not data:
+                self.gone = True
+                cancel_scope.cancel()
+                return
+            ignored += len(data)
+            if ignored > MAX_IGNORED_INPUT:
+                self.gone = True
+                cancel_scope.cancel()
+                return
+
+    # -- the connection's life -----------------------------------------------------
+    async def run(self) -> None:
+        try:
+            while True:
+                try:
+                    request = await self.read_request()
+                except HttpError as err:
+                    await self._refuse_raw(err)
+                    return
+                if request is None:
+                    return
+                keep = await self.handle(request)
+                if not keep or self.conn.our_state is not h11.DONE or self.conn.their_state is not h11.DONE:
+                    return
+                self.conn.start_next_cycle()
+        except ClientGone:
+            pass
+        finally:
+            await self.close()
+
+    async def _refuse_raw(self, err: HttpError) -> None:
+        ex = Exchange(self.client, started=time.monotonic(), status=err.status)
+        try:
+            await self.send_bytes(raw_error(err.status, err.message, err.headers))
+        except ClientGone:
+            pass
+        self.metrics.count_request("-", err.status)
+        self._access(ex)
+
+    async def close(self) -> None:
+        try:
+            if not self.gone:
+                try:
+                    self.sock.shutdown(_stdsocket.SHUT_WR)
+                except OSError:
+                    pass
+                # drain briefly so the kernel sends FIN, not RST, after our response
+                with trio.move_on_after(0.2):
+                    for _ in range(16):
+                        if not await self._receive():
+                            break
+        finally:
+            self.sock.close()
+
+    def _access(self, ex: Exchange) -> None:
+        access_logger.info("%s", json.dumps({
+            "ts": datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "client": ex.client, "method": ex.method, "path": ex.path, "status": ex.status,
+            "bytes": ex.bytes, "duration_ms": round((time.monotonic() - ex.started) * 1000, 3)},
+            ensure_ascii=False))
+
+    async def handle(self, request: h11.Request) -> bool:
+        """Answer one request; False if the connection must close afterwards."""
+        ex = self.exchange = Exchange(self.client, method=request.method.decode("latin-1"),
+                                      path=request.target.decode("latin-1"), started=time.monotonic())
+        keep = True
+        try:
+            try:
+                check_request_head(request, self.limits)
+                if request.method not in (b"GET", b"HEAD"):
+                    raise HttpError(405, "the exporter is read-only: use GET or HEAD",
+                                    [(b"allow", b"GET, HEAD")])
+                await self.read_body_end()
+                check_auth(list(request.headers), self.server.token)
+                route = parse_target(request.target)
+                keep = await self.dispatch(request, route)
+            except HttpError as err:
+                ex.status = err.status
+                if self.conn.our_state is not h11.SEND_RESPONSE:
+                    return False  # the response had started: nothing to do but close
+                close = err.status in (405, 408, 413, 414, 431) or self.conn.their_state is not h11.DONE
+                response, body = error_response(err, close=close)
+                await self.send_body(response, body, request.method == b"HEAD")
+                keep = not close
+            except ClientGone:
+                ex.status = ex.status or 499
+                raise
+            except Exception:
+                logger.exception("%s %s from %s failed", ex.method, ex.path, self.client)
+                ex.status = 500
+                if self.conn.our_state is h11.SEND_RESPONSE:
+                    response, body = error_response(HttpError(500, "internal error"), close=True)
+                    await self.send_body(response, body, False)
+                return False
+            return keep
+        finally:
+            self.metrics.count_request(ex.method if ex.method in ("GET", "HEAD") else "other", ex.status)
+            self._access(ex)
+            self.exchange = None
+
+    async def dispatch(self, request: h11.Request, route) -> bool:
+        head_only = request.method == b"HEAD"
+        ex = self.exchange
+        store = self.server.store
+        if route.kind == "log":
+            log = open_reachable_log(store, route.topic, route.log)
+            range_header = None
+            for name, value in request.headers:
+                if name == b"range":
+                    range_header = value
+            plan = plan_log_read(log, route.query, range_header, _now_ms())
+            ex.status = plan.status
+            await self.send_log(plan, head_only)
+            return True
+        if route.kind == "metrics":
+            response, body = text_response(self.server.render_metrics(),
+                                           b"text/plain; version=0.0.4; charset=utf-8")
+        elif route.kind == "topic":
+            names = check_topic(store, route.topic)
+            logs = [describe_log(store.log(route.topic, n)) for n in names]
+            response, body = json_response({"topic": route.topic, "logs": logs})
+        else:
+            response, body = json_response({"topics": self.server.describe_all()})
+        ex.status = response.status_code
+        await self.send_body(response, body, head_only)
+        return True
+
+    # -- log bodies ----------------------------------------------------------------
+    async def send_span(self, plan: LogPlan, a: int, b: int) -> int:
+        """Send the log's bytes [a, b) as body data; returns where it stopped (b, or
+        less if the log ends earlier)."""
+        log = plan.log
+        while a < b:
+            ranges = log.read_range(a, b)
+            if not ranges:
+                break
+            slices = [FileSlice(os.dup(r.fd), r.position, r.length, r.log_offset) for r in ranges]
+            try:
+                for piece in slices:
+                    await self.send_event(h11.Data(data=piece))
+                    a += piece.length
+            finally:
+                for piece in slices:
+                    os.close(piece.fd)
+        return a
+
+    async def send_log(self, plan: LogPlan, head_only: bool) -> None:
+        await self.send_event(h11.Response(status_code=plan.status, headers=plan.headers,
+                                           reason=REASONS.get(plan.status, b"")))
+        if head_only:
+            await self.send_event(h11.EndOfMessage())
+            return
+        if plan.end is not None:
+            try:
+                reached = await self.send_span(plan, plan.start, plan.end)
+            except (OffsetOutOfRange, StorageError) as exc:
+                logger.warning("%s: body of %s/%s cut short: %s", self.client, plan.log.topic,
+                               plan.log.name, exc)
+                raise ClientGone("body cut short") from None
+            if reached != plan.end:
+                logger.warning("%s: %s/%s ended at %d before the planned %d", self.client,
+                               plan.log.topic, plan.log.name, reached, plan.end)
+                raise ClientGone("body cut short")
+            await self.send_event(h11.EndOfMessage())
+            return
+        await self.follow(plan)
+
+    async def follow(self, plan: LogPlan) -> None:
+        """Stream the log from plan.start as it grows, until the client leaves, the
+        log is deleted, or (with until) the clock passes until."""
+        log = plan.log
+        watcher = self.server.watcher
+        watched = watcher.subscribe(log.directory)
+        self.metrics.streams_open += 1
+        self.metrics.inotify_watches = watcher.watch_count
+        pos = plan.start
+        finished = False
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self.watch_for_close, nursery.cancel_scope)
+                generation = watched.generation
+                while True:
+                    end = log.end_offset
+                    until_passed = plan.until_ms is not None and _now_ms() > plan.until_ms
+                    if until_passed:
+                        end = min(end, max(pos, until_position(log, plan.until_ms)))
+                    if end > pos:
+                        try:
+                            pos = await self.send_span(plan, pos, end)
+                        except OffsetOutOfRange:
+                            logger.warning("%s: follower of %s/%s fell behind retention at %d",
+                                           self.client, log.topic, log.name, pos)
+                            break
+                    if until_passed or watched.gone or not os.path.isdir(log.directory):
+                        break
+                    delay = FOLLOW_FALLBACK_S
+                    if plan.until_ms is not None:
+                        delay = min(delay, max(0.001, (plan.until_ms - _now_ms()) / 1000 + 0.001))
+                    if self._file_ahead(log, pos):
+                        delay = CHECKPOINT_LAG_S
+                    generation = await watched.wait_change(generation, delay)
+                finished = True
+                nursery.cancel_scope.cancel()
+        finally:
+            watcher.unsubscribe(watched)
+            self.metrics.streams_open -= 1
+            self.metrics.inotify_watches = watcher.watch_count
+        if self.gone or not finished:
+            raise ClientGone("follower left")
+        await self.send_event(h11.EndOfMessage())
+
+    @staticmethod
+    def _file_ahead(log, pos: int) -> bool:
+        """True when the active segment file holds bytes the checkpoint does not
+        publish yet (the writer is between its write and its checkpoint update)."""
+        try:
+            segments = log.segments()
+            if not segments:
+                return False
+            last = segments[-1]
+            return last.base + last.stat_size() > pos
+        except (OSError, StorageError):
+            return False
+
+
+class ExporterServer:
+    """The state shared by all connections: the store, the watcher, the metrics."""
+
+    def __init__(self, store: LogStore, limits: Limits, token: bytes | None) -> None:
+        self.store = store
+        self.limits = limits
+        self.token = token
+        self.metrics = ExporterMetrics()
+        self.watcher = DirectoryWatcher(FOLLOW_FALLBACK_S)
+        self.rejecting = 0
+
+    def describe_all(self) -> list[dict]:
+        out = []
+        for topic in self.store.topics():
+            try:
+                names = check_topic(self.store, topic)
+            except HttpError:
+                continue
+            logs = []
+            for name in names:
+                try:
+                    logs.append(describe_log(open_reachable_log(self.store, topic, name)))
+                except (HttpError, StorageError):
+                    continue
+            out.append({"topic": topic, "logs": logs})
+        return out
+
+    def render_metrics(self) -> bytes:
+        self.metrics.inotify_events = self.watcher.events
+        self.metrics.inotify_watches = self.watcher.watch_count
+        logs = []
+        for topic in self.store.topics():
+            try:
+                names = check_topic(self.store, topic)
+            except HttpError:
+                continue
+            for name in names:
+                try:
+                    log = open_reachable_log(self.store, topic, name)
+                    logs.append({"topic": topic, "log": name, "start_offset": log.start_offset,
+                                 "end_offset": log.end_offset, "segments": log.segment_count})
+                except (HttpError, StorageError):
+                    continue
+        return self.metrics.render(logs)
+
+    async def handle(self, sock: trio.socket.SocketType, peer) -> None:
+        client = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+        conn = HttpConnection(self, sock, client)
+        self.metrics.connections_open += 1
+        self.metrics.connections_total += 1
+        try:
+            await conn.run()
+        except Exception:
+            logger.exception("connection from %s failed", client)
+        finally:
+            self.metrics.connections_open -= 1
+
+    async def reject(self, sock: trio.socket.SocketType, peer) -> None:
+        """Past max_connections: read the head briefly, answer 503, close."""
+        client = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+        conn = HttpConnection(self, sock, client)
+        self.rejecting += 1
+        self.metrics.connections_rejected += 1
+        try:
+            with trio.move_on_after(min(1.0, self.limits.request_timeout_s)):
+                try:
+                    await conn.read_request()
+                except HttpError:
+                    pass
+            await conn._refuse_raw(HttpError(503, f"too many connections (limit "
+                                                  f"{self.limits.max_connections}); retry later",
+                                             [(b"retry-after", b"1")]))
+        except ClientGone:
+            pass
+        finally:
+            self.rejecting -= 1
+            await conn.close()
+
+    async def accept_loop(self, listener: trio.socket.SocketType, nursery: trio.Nursery) -> None:
+        while True:
+            try:
+                sock, peer = await listener.accept()
+            except OSError as exc:
+                if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                    logger.error("accept failed: %s; pausing", exc)
+                    await trio.sleep(0.1)
+                    continue
+                raise
+            sock.setsockopt(_stdsocket.IPPROTO_TCP, _stdsocket.TCP_NODELAY, 1)
+            if self.metrics.connections_open >= self.limits.max_connections:
+                if self.rejecting < self.limits.max_connections:
+                    nursery.start_soon(self.reject, sock, peer)
+                else:
+                    sock.close()
+                continue
+            nursery.start_soon(self.handle, sock, peer)
+
+
+async def serve_exporter(data_dir: str, *, host: str = "127.0.0.1", port: int = 0,
+                         token: bytes | None = None, limits: Limits | None = None,
+                         task_status=trio.TASK_STATUS_IGNORED) -> None:
+    """Serve DATA read-only over HTTP until cancelled. ``task_status.started`` gets
+    the bound ``(host, port)``. Raises OSError if the address cannot be bound and
+    logfs.core.NotFound if DATA is missing."""
+    limits = limits or Limits()
+    store = open_log_store(data_dir, readonly=True)
+    server = ExporterServer(store, limits, token)
+    family = _stdsocket.AF_INET6 if ":" in host else _stdsocket.AF_INET
+    listener = trio.socket.socket(family, _stdsocket.SOCK_STREAM)
+    try:
+        listener.setsockopt(_stdsocket.SOL_SOCKET, _stdsocket.SO_REUSEADDR, 1)
+        await listener.bind((host, port))
+        listener.listen(1024)
+        bound = listener.getsockname()[:2]
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(server.watcher.run)
+            task_status.started(bound)
+            await server.accept_loop(listener, nursery)
+    finally:
+        listener.close()
+        store.close()

@@ -1,0 +1,216 @@
+"""Reading logs over HTTP: listings, whole bodies, ranges, 416, and the start/end
+selectors (offset, record, since, last, until), against the segment files on disk
+and positions known from the writer."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from datetime import datetime, timezone
+
+from conftest import START_MS, segment_bytes
+
+
+def _fill(store, clock, topic="orders", name="eu", n=500, step_ms=1000):
+    """n lines of varied length, one append each, the clock advancing step_ms per
+    line. Returns [(offset, time_ms, line)]."""
+    if topic not in store.topics():
+        store.create_topic(topic)
+    log = store.create_log(topic, name)
+    written = []
+    for i in range(n):
+        line = (f'{{"id":{i},"pad":"' + "x" * (i % 37) + '"}\n').encode()
+        pos = log.append(line)
+        written.append((pos, clock.now_ms(), line))
+        clock.advance(step_ms)
+    return log, written
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def test_index_lists_topics_and_logs(store, clock, exporter):
+    log, _ = _fill(store, clock, n=200)
+    store.create_topic("empty")
+    status, headers, body = exporter.get("/")
+    assert status == 200 and headers["content-type"] == "application/json"
+    listing = json.loads(body)
+    topics = {t["topic"]: t["logs"] for t in listing["topics"]}
+    assert topics["empty"] == []
+    (eu,) = topics["orders"]
+    assert eu["log"] == "eu"
+    assert (eu["start_offset"], eu["end_offset"], eu["records"]) == (0, log.end_offset, 200)
+    assert eu["segments"] == log.segment_count and eu["segments"] > 1
+    assert eu["last_append_ms"] == log.last_append_ms
+    status, _h, body = exporter.get("/orders")
+    assert status == 200 and json.loads(body)["logs"][0]["end_offset"] == log.end_offset
+
+
+def test_full_body_is_the_segment_files_byte_for_byte(store, clock, exporter, data_dir):
+    log, written = _fill(store, clock, n=2000)
+    assert log.segment_count >= 10
+    on_disk = segment_bytes(data_dir, "orders", "eu")
+    assert on_disk == b"".join(w[2] for w in written)
+    status, headers, body = exporter.get("/orders/eu")
+    assert status == 200
+    assert body == on_disk
+    assert int(headers["content-length"]) == len(on_disk)
+    assert headers["logfs-start-offset"] == "0" and headers["logfs-end-offset"] == str(len(on_disk))
+    # and with curl, as a user would
+    out = subprocess.run(["curl", "-sS", "--fail", f"{exporter.url}/orders/eu"], capture_output=True,
+                         timeout=30, check=True).stdout
+    assert out == on_disk
+
+
+def test_ranges_inside_and_across_segments(store, clock, exporter, data_dir):
+    log, _ = _fill(store, clock, n=800)
+    data = segment_bytes(data_dir, "orders", "eu")
+    bases = [s.base for s in log.segments()]
+    assert len(bases) >= 4
+    end = len(data)
+    cases = [(0, 0), (10, 99), (bases[1] - 5, bases[1] + 5), (bases[1], bases[3] + 17),
+             (bases[2] + 1, end - 1), (end - 1, end - 1), (5, end + 1000)]
+    for a, b in cases:
+        status, headers, body = exporter.get("/orders/eu", {"Range": f"bytes={a}-{b}"})
+        last = min(b, end - 1)
+        assert status == 206, (a, b, body)
+        assert body == data[a:last + 1], (a, b)
+        assert headers["content-range"] == f"bytes {a}-{last}/{end}"
+        assert int(headers["content-length"]) == last + 1 - a
+    status, headers, body = exporter.get("/orders/eu", {"Range": f"bytes={bases[2] - 3}-"})
+    assert status == 206 and body == data[bases[2] - 3:]
+    status, headers, body = exporter.get("/orders/eu", {"Range": "bytes=-100"})
+    assert status == 206 and body == data[-100:]
+    assert headers["content-range"] == f"bytes {end - 100}-{end - 1}/{end}"
+    # beyond the end: 416 with the complete length
+    status, headers, body = exporter.get("/orders/eu", {"Range": f"bytes={end}-"})
+    assert status == 416 and headers["content-range"] == f"bytes */{end}"
+    # a range crossing segments with curl -r
+    a, b = bases[1] - 3, bases[2] + 3
+    out = subprocess.run(["curl", "-sS", "-r", f"{a}-{b}", f"{exporter.url}/orders/eu"],
+                         capture_output=True, timeout=30, check=True).stdout
+    assert out == data[a:b + 1]
+
+
+def test_416_below_the_start_after_retention(store, clock, exporter, data_dir):
+    log, written = _fill(store, clock, n=800)
+    end = log.end_offset
+    store.set_log_config("orders", "eu", {"retention.bytes": "10000"})
+    store.run_maintenance()
+    start = log.start_offset
+    assert start > 0, "retention should have removed segments"
+    data = segment_bytes(data_dir, "orders", "eu")
+    assert len(data) == end - start
+    # the whole log now starts at `start`
+    status, headers, body = exporter.get("/orders/eu")
+    assert status == 200 and body == data
+    assert headers["logfs-start-offset"] == str(start) and headers["logfs-offset"] == str(start)
+    # a range below the start: 416, and it says where data begins
+    status, headers, body = exporter.get("/orders/eu", {"Range": f"bytes={start - 1}-{start + 10}"})
+    assert status == 416
+    assert headers["content-range"] == f"bytes */{end}"
+    assert headers["logfs-start-offset"] == str(start)
+    assert f"data begins at offset {start}" in body.decode()
+    # the first retained byte is fine
+    status, _h, body = exporter.get("/orders/eu", {"Range": f"bytes={start}-{start + 9}"})
+    assert status == 206 and body == data[:10]
+    # offset and record below the start: 416 too
+    status, headers, _b = exporter.get(f"/orders/eu?offset={start - 1}")
+    assert status == 416 and headers["logfs-start-offset"] == str(start)
+    status, _h, body = exporter.get("/orders/eu?record=0")
+    assert status == 416 and str(log.start_record) in body.decode()
+    # curl shows the 416
+    out = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-r", "0-10",
+                          f"{exporter.url}/orders/eu"], capture_output=True, timeout=30).stdout
+    assert out == b"416"
+
+
+def test_offset_record_last_select_the_start(store, clock, exporter, data_dir):
+    log, written = _fill(store, clock, n=600)
+    data = segment_bytes(data_dir, "orders", "eu")
+    for i in (0, 1, 99, 300, 599):
+        pos = written[i][0]
+        status, headers, body = exporter.get(f"/orders/eu?record={i}")
+        assert status == 200 and body == data[pos:], i
+        assert headers["logfs-offset"] == str(pos)
+        status, _h, body = exporter.get(f"/orders/eu?offset={pos + 3}")
+        assert status == 200 and body == data[pos + 3:]
+    status, _h, body = exporter.get("/orders/eu?record=600")
+    assert status == 200 and body == b""
+    status, _h, body = exporter.get("/orders/eu?last=3")
+    assert body == b"".join(w[2] for w in written[-3:])
+    status, _h, body = exporter.get("/orders/eu?last=0")
+    assert status == 200 and body == b""
+    status, _h, body = exporter.get("/orders/eu?last=100000")
+    assert body == data
+    status, _h, _b = exporter.get(f"/orders/eu?offset={len(data) + 1}")
+    assert status == 416
+
+
+def test_since_and_until_read_a_time_window(store, clock, exporter, data_dir):
+    log, written = _fill(store, clock, n=400, step_ms=1000)
+    data = segment_bytes(data_dir, "orders", "eu")
+    for i in (0, 1, 57, 200, 399):
+        t = written[i][1]
+        for form in (str(t), _iso(t)):
+            status, headers, body = exporter.get(f"/orders/eu?since={form}")
+            assert status == 200
+            first = int(headers["logfs-offset"])
+            # the record appended at t is included; the core may start up to one
+            # index interval early (here: one append)
+            assert written[max(0, i - 1)][0] <= first <= written[i][0], (i, form, first)
+            assert body == data[first:]
+    # a window: since t(100) until t(199) holds records 100..199
+    t_a, t_b = written[100][1], written[199][1]
+    status, headers, body = exporter.get(f"/orders/eu?since={_iso(t_a)}&until={_iso(t_b)}")
+    assert status == 200
+    lines = body.splitlines(keepends=True)
+    expect = [w[2] for w in written[100:200]]
+    assert lines[-100:] == expect and len(lines) <= 101
+    # until alone: everything up to t(10), and nothing of t(11)
+    status, _h, body = exporter.get(f"/orders/eu?until={written[10][1]}")
+    assert body == b"".join(w[2] for w in written[:11])
+    # durations are relative to the exporter's clock (now); START_MS is in the past, so
+    # since=1m gives at most the last record (the core starts one index entry early)
+    # and since=3650d everything
+    assert START_MS + 400_000 < datetime.now(timezone.utc).timestamp() * 1000
+    status, _h, body = exporter.get("/orders/eu?since=1m")
+    assert status == 200 and body in (b"", written[-1][2])
+    status, _h, body = exporter.get("/orders/eu?since=3650d")
+    assert body == data
+
+
+def test_head_gives_the_same_headers_without_a_body(store, clock, exporter):
+    log, _ = _fill(store, clock, n=100)
+    status, headers, body = exporter.request("HEAD", "/orders/eu")
+    assert status == 200 and body == b""
+    assert int(headers["content-length"]) == log.end_offset
+    status, headers, _b = exporter.request("HEAD", "/orders/eu", {"Range": "bytes=10-19"})
+    assert status == 206 and headers["content-length"] == "10"
+
+
+def test_keep_alive_serves_several_requests_on_one_connection(store, clock, exporter):
+    import http.client
+    log, _ = _fill(store, clock, n=100)
+    conn = http.client.HTTPConnection(exporter.host, exporter.port, timeout=10)
+    try:
+        for i in range(5):
+            conn.request("GET", f"/orders/eu?record={i}")
+            resp = conn.getresponse()
+            body = resp.read()
+            assert resp.status == 200 and len(body) == log.end_offset - log.record_position(i)
+    finally:
+        conn.close()
+
+
+def test_bad_queries_are_400(store, clock, exporter):
+    _fill(store, clock, n=10)
+    for q in ("offset=x", "record=-1", "since=yesterday", "offset=1&record=2", "bogus=1",
+              "offset=1&offset=2", "follow=maybe", "last=1e3"):
+        status, _h, body = exporter.get(f"/orders/eu?{q}")
+        assert status == 400, (q, body)
+    status, _h, _b = exporter.get("/orders/eu", {"Range": "bytes=1-2,5-6"})
+    assert status == 400
+    status, _h, _b = exporter.get("/orders/eu?follow=1", {"Range": "bytes=1-2"})
+    assert status == 400
