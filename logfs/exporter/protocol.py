@@ -149,6 +149,11 @@ def check_request_head(request: h11.Request, limits: Limits) -> None:
         raise HttpError(414, f"request line longer than {limits.max_request_line} bytes")
     if len(request.headers) > limits.max_header_count:
         raise HttpError(431, f"more than {limits.max_header_count} header fields")
+    # h11 bounds only a head that arrives in pieces; one that came whole is measured here
+    size = len(request.method) + len(request.target) + 12
+    size += sum(len(name) + len(value) + 4 for name, value in request.headers)
+    if size > limits.max_header_bytes:
+        raise HttpError(431, f"request head larger than {limits.max_header_bytes} bytes")
 
 
 def base_headers(content_type: bytes | None = None) -> list[tuple[bytes, bytes]]:
