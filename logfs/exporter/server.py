@@ -68,6 +68,7 @@ class Exchange:
     status: int = 0
     bytes: int = 0
     started: float = 0.0
+    complete: bool = False
 
 
 def _now_ms() -> int:
@@ -263,6 +264,7 @@ class HttpConnection:
         ex = Exchange(self.client, started=time.monotonic(), status=err.status)
         try:
             await self.send_bytes(raw_error(err.status, err.message, err.headers))
+            ex.complete = True
         except ClientGone:
             pass
         self.metrics.count_request("-", err.status)
@@ -287,7 +289,8 @@ class HttpConnection:
         access_logger.info("%s", json.dumps({
             "ts": datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
             "client": ex.client, "method": ex.method, "path": ex.path, "status": ex.status,
-            "bytes": ex.bytes, "duration_ms": round((time.monotonic() - ex.started) * 1000, 3)},
+            "bytes": ex.bytes, "duration_ms": round((time.monotonic() - ex.started) * 1000, 3),
+            "complete": ex.complete},
             ensure_ascii=False))
 
     async def handle(self, request: h11.Request) -> bool:
@@ -305,6 +308,7 @@ class HttpConnection:
                 check_auth(list(request.headers), self.server.token)
                 route = parse_target(request.target)
                 keep = await self.dispatch(request, route)
+                ex.complete = True
             except HttpError as err:
                 ex.status = err.status
                 if self.conn.our_state is not h11.SEND_RESPONSE:
@@ -312,6 +316,7 @@ class HttpConnection:
                 close = err.status in (405, 408, 413, 414, 431) or self.conn.their_state is not h11.DONE
                 response, body = error_response(err, close=close)
                 await self.send_body(response, body, request.method == b"HEAD")
+                ex.complete = True
                 keep = not close
             except ClientGone:
                 ex.status = ex.status or 499
@@ -405,7 +410,7 @@ class HttpConnection:
         self.metrics.streams_open += 1
         self.metrics.inotify_watches = watcher.watch_count
         pos = plan.start
-        finished = False
+        finished = behind = False
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self.watch_for_close, nursery.cancel_scope)
@@ -419,8 +424,11 @@ class HttpConnection:
                         try:
                             pos = await self.send_span(plan, pos, end)
                         except OffsetOutOfRange:
+                            # end without the final chunk: the client must see an error,
+                            # not a complete log
                             logger.warning("%s: follower of %s/%s fell behind retention at %d",
                                            self.client, log.topic, log.name, pos)
+                            behind = True
                             break
                     if until_passed or watched.gone or not os.path.isdir(log.directory):
                         break
@@ -436,8 +444,8 @@ class HttpConnection:
             watcher.unsubscribe(watched)
             self.metrics.streams_open -= 1
             self.metrics.inotify_watches = watcher.watch_count
-        if self.gone or not finished:
-            raise ClientGone("follower left")
+        if self.gone or not finished or behind:
+            raise ClientGone("follower left or fell behind")
         await self.send_event(h11.EndOfMessage())
 
     @staticmethod

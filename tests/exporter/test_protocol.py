@@ -1,0 +1,107 @@
+"""The sans-IO parts alone: targets, query strings, times, ranges, auth, limits.
+No server, no sockets."""
+
+from __future__ import annotations
+
+import h11
+import pytest
+
+from logfs.exporter.protocol import (FileSlice, HttpError, Limits, check_auth, check_request_head,
+                                     parse_target, request_head_error)
+from logfs.exporter.query import BadRequest, ByteRange, parse_byte_range, parse_log_query, parse_time
+
+NOW = 1_800_000_000_000
+
+
+def test_routes():
+    assert parse_target(b"/").kind == "index"
+    assert parse_target(b"/metrics").kind == "metrics"
+    r = parse_target(b"/orders/eu%20west?since=10m")
+    assert (r.kind, r.topic, r.log, r.query) == ("log", "orders", "eu west", b"since=10m")
+    r = parse_target(b"/orders/")
+    assert (r.kind, r.topic) == ("topic", "orders")
+    assert parse_target("/caf%C3%A9/x".encode()).topic == "café"
+
+
+@pytest.mark.parametrize("target,status", [
+    (b"/..", 400), (b"/%2e%2E/x", 400), (b"/a/.", 400), (b"/a/%00", 400), (b"/a\x00", 400),
+    (b"http://h/a/b", 400), (b"//etc", 400), (b"*", 400), (b"/a/%ff", 400),
+    (b"/a%2fb/c", 404), (b"/.logfs", 404), (b"/a/.logfs-x", 404), (b"/a/b/c", 404), (b"/a//b", 404),
+    (b"/a/" + b"x" * 256, 404),
+])
+def test_unreachable_targets(target, status):
+    with pytest.raises(HttpError) as info:
+        parse_target(target)
+    assert info.value.status == status
+
+
+def test_times():
+    assert parse_time("10m", NOW) == NOW - 600_000
+    assert parse_time("2h", NOW) == NOW - 7_200_000
+    assert parse_time("7d", NOW) == NOW - 7 * 86_400_000
+    assert parse_time("500ms", NOW) == NOW - 500
+    assert parse_time("1700000000123", NOW) == 1_700_000_000_123
+    assert parse_time("2023-11-14T22:13:20Z", NOW) == 1_700_000_000_000
+    assert parse_time("2023-11-14T22:13:20", NOW) == 1_700_000_000_000  # no zone: UTC
+    assert parse_time("2023-11-14T23:13:20+01:00", NOW) == 1_700_000_000_000
+    assert parse_time("2023-11-14T22:13:20.5Z", NOW) == 1_700_000_000_500
+    for bad in ("", "10x", "yesterday", "-5m", "2023-13-01"):
+        with pytest.raises(BadRequest):
+            parse_time(bad, NOW)
+
+
+def test_queries():
+    q = parse_log_query(b"record=5&follow=1", NOW)
+    assert (q.record, q.follow, q.offset) == (5, True, None)
+    q = parse_log_query(b"since=10m&until=2023-11-14T22:13:20Z", NOW)
+    assert (q.since_ms, q.until_ms) == (NOW - 600_000, 1_700_000_000_000)
+    assert parse_log_query(b"", NOW).has_start is False
+    assert parse_log_query(b"follow", NOW).follow is True
+    assert parse_log_query(b"follow=0", NOW).follow is False
+    assert parse_log_query(b"since=2023-11-14T22%3A13%3A20Z", NOW).since_ms == 1_700_000_000_000
+    for bad in (b"offset=1&record=1", b"last=-1", b"x=1", b"offset=1&offset=1", b"record=%00",
+                b"follow=2", b"&".join([b"follow=1"] * 20), b"offset=\xff"):
+        with pytest.raises(BadRequest):
+            parse_log_query(bad, NOW)
+
+
+def test_ranges():
+    assert parse_byte_range(b"bytes=0-99") == ByteRange(0, 99)
+    assert parse_byte_range(b"bytes=100-") == ByteRange(100, None)
+    assert parse_byte_range(b"bytes=-5") == ByteRange(None, None, suffix=5)
+    assert parse_byte_range(b"Bytes = 1-2") == ByteRange(1, 2)
+    for bad in (b"bytes=5-1", b"items=1-2", b"bytes=1-2,4-5", b"bytes=-", b"bytes=a-b", b"bytes=1", b"\xff"):
+        with pytest.raises(BadRequest):
+            parse_byte_range(bad)
+
+
+def test_auth():
+    check_auth([], None)
+    check_auth([(b"authorization", b"Bearer tok")], b"tok")
+    check_auth([(b"authorization", b"bearer tok")], b"tok")
+    for given in ([], [(b"authorization", b"Bearer to")], [(b"authorization", b"Basic tok")],
+                  [(b"authorization", b"tok")]):
+        with pytest.raises(HttpError) as info:
+            check_auth(given, b"tok")
+        assert info.value.status == 401
+
+
+def test_head_limits():
+    limits = Limits()
+    assert request_head_error(b"GET /" + b"a" * 9000, limits).status == 414
+    assert request_head_error(b"GET / HTTP/1.1\r\n" + b"X: y\r\n" * 4000, limits).status == 431
+    assert request_head_error(b"BAD\r\n\r\n", limits).status == 400
+    many = h11.Request(method="GET", target="/", headers=[("Host", "x")] + [(f"x-{i}", "v") for i in range(80)])
+    with pytest.raises(HttpError) as info:
+        check_request_head(many, limits)
+    assert info.value.status == 431
+
+
+def test_file_slices_pass_through_h11_untouched():
+    conn = h11.Connection(h11.SERVER)
+    conn.receive_data(b"GET /t/l?follow=1 HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert isinstance(conn.next_event(), h11.Request)
+    conn.send(h11.Response(status_code=200, headers=[]))
+    piece = FileSlice(fd=7, position=100, length=42)
+    out = conn.send_with_data_passthrough(h11.Data(data=piece))
+    assert out == [b"2a\r\n", piece, b"\r\n"]
