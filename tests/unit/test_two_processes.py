@@ -1,0 +1,86 @@
+"""Two processes: a writer appends, rolls (small segment.bytes) and applies
+retention while a reader process (open_log_store(readonly=True)) follows the log
+and checks every byte against the deterministic stream the writer appends.
+
+The writer never runs more than LEAD bytes ahead of the reader's published position,
+and LEAD is below retention.bytes, so the reader must see every byte; retention
+still deletes segments behind it.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from logfs.core import OffsetOutOfRange, open_log_store
+
+from storekit import HERE, deterministic_stream, read_via_ranges
+
+TOTAL = 3 * 1024 * 1024
+LEAD = 128 * 1024
+
+
+def test_reader_process_follows_writer_process(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    progress = tmp_path / "progress"
+    progress.write_bytes(b"%020d" % 0)
+    expected = deterministic_stream(TOTAL)
+    env = dict(os.environ, PYTHONPATH=str(HERE) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    writer = subprocess.Popen([sys.executable, str(HERE / "follow_writer.py"), str(data), str(progress),
+                               str(TOTAL), str(LEAD)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, env=env)
+    try:
+        assert writer.stdout is not None
+        line = writer.stdout.readline()
+        assert line.startswith("READY"), f"writer did not start: {line!r} {writer.stderr.read()}"
+        progress_fd = os.open(progress, os.O_WRONLY)
+        pos = 0
+        starts_seen, segment_counts = set(), set()
+        deadline = time.monotonic() + 60
+        with open_log_store(str(data), readonly=True) as reader:
+            log = reader.log("follow", "me")
+            reads = 0
+            while pos < TOTAL:
+                assert time.monotonic() < deadline, f"reader stuck at {pos} of {TOTAL}; end {log.end_offset}"
+                end = log.end_offset
+                assert end <= TOTAL
+                if pos == end:
+                    assert writer.poll() is None, \
+                        f"writer exited ({writer.returncode}) with the reader at {pos}: {writer.stderr.read()}"
+                    time.sleep(0.0005)
+                    continue
+                n = min(end - pos, 50_000)
+                try:
+                    chunk = log.read(pos, n) if reads % 2 else read_via_ranges(log, pos, pos + n)
+                except OffsetOutOfRange as exc:
+                    pytest.fail(f"data at {pos} removed before the reader got it "
+                                f"(writer lead is {LEAD}, retention 256 KiB): {exc}")
+                assert chunk, f"empty read at {pos} below the end {end}"
+                assert chunk == expected[pos:pos + len(chunk)], f"wrong bytes at {pos}..{pos + len(chunk)}"
+                pos += len(chunk)
+                reads += 1
+                os.pwrite(progress_fd, b"%020d" % pos, 0)
+                starts_seen.add(log.start_offset)
+                segment_counts.add(log.segment_count)
+            out, err = writer.communicate(timeout=30)
+            assert writer.returncode == 0, err
+            assert "DONE" in out, out
+            assert log.end_offset == TOTAL
+            assert log.records == expected.count(b"\n")
+            start = log.start_offset
+            assert start > 0 and len(starts_seen) > 3, "the reader never saw retention advance the start"
+            assert max(segment_counts) > 2, "the reader never saw a roll"
+            # what retention removed is gone for the reader too, and the rest reads whole
+            with pytest.raises(OffsetOutOfRange):
+                log.read(0, 10)
+            assert log.read(start, TOTAL) == expected[start:]
+            assert log.record_position(log.records) == expected.rfind(b"\n") + 1
+    finally:
+        if writer.poll() is None:
+            writer.kill()
+            writer.wait()
