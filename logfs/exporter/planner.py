@@ -142,6 +142,41 @@ def _record_boundary_at_or_before(log: Log, pos: int) -> int:
     return start
 
 
+def _first_timestamp(seg) -> int | None:
+    tindex = seg.time_index()
+    tindex.refresh_count()
+    return tindex.get(0)[0] if tindex.count else None
+
+
+def since_position(log: Log, t_ms: int) -> int:
+    """Start of the first record appended at or after *t_ms*, or up to one index
+    interval earlier (the record holding the last time-index entry before *t_ms*).
+
+    The core's ``Log.time_position`` gives the same answer to its writer, but a
+    reader's view keeps the entry count of a time index it opened earlier, so for a
+    growing log it answers from stale entries (arbitrarily early: the whole active
+    segment). Here every index consulted is refreshed first (one fstat each, on
+    O(log segments) indexes)."""
+    segments = log.segments()
+    lo, hi = 0, len(segments)
+    while lo < hi:  # the last segment whose first time entry is < t_ms
+        mid = (lo + hi) // 2
+        first = _first_timestamp(segments[mid])
+        if first is not None and first < t_ms:
+            lo = mid + 1
+        else:
+            hi = mid
+    if lo == 0:
+        return log.start_offset
+    seg = segments[lo - 1]
+    tindex = seg.time_index()  # refreshed by the bisection or just below
+    tindex.refresh_count()
+    k = tindex.bisect_right(lambda e: e[0], t_ms - 1)  # entries earlier than t_ms
+    if k == 0:  # pragma: no cover - the bisection guarantees one
+        return max(log.start_offset, seg.base)
+    return max(log.start_offset, _record_boundary_at_or_before(log, seg.base + tindex.get(k - 1)[1]))
+
+
 def until_position(log: Log, t_ms: int) -> int:
     """End of the records appended at or before *t_ms*: the position of the first
     time-index entry later than *t_ms*, cut back to a record boundary; the end of the
@@ -177,7 +212,7 @@ def _start_for(log: Log, q: LogQuery) -> int:
         except OffsetOutOfRange:
             raise _too_early(log, f"record {q.record}") from None
     if q.since_ms is not None:
-        return max(start, log.time_position(q.since_ms))
+        return since_position(log, q.since_ms)
     if q.last is not None:
         records = log.records
         tail = log.record_position(records)

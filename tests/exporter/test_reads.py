@@ -214,3 +214,20 @@ def test_bad_queries_are_400(store, clock, exporter):
     assert status == 400
     status, _h, _b = exporter.get("/orders/eu?follow=1", {"Range": "bytes=1-2"})
     assert status == 400
+
+
+def test_since_stays_precise_while_the_log_grows(store, clock, exporter):
+    """The exporter opened the log early; the writer then appended much more. A
+    ``since`` still starts within one index entry of the asked time."""
+    log, written = _fill(store, clock, n=100)
+    store.set_log_config("orders", "eu", {"segment.bytes": str(1 << 20)})  # all in one segment
+    assert exporter.get(f"/orders/eu?since={written[50][1]}")[0] == 200  # the reader opens its indexes
+    for i in range(100, 3000):
+        line = f'{{"id":{i}}}\n'.encode()
+        written.append((log.append(line), clock.now_ms(), line))
+        clock.advance(1000)
+    for i in (2000, 2999, 150):
+        status, headers, body = exporter.get(f"/orders/eu?since={written[i][1]}")
+        first = int(headers["logfs-offset"])
+        assert written[i - 1][0] <= first <= written[i][0], (i, first, written[i][0])
+        assert len(body) <= log.end_offset - written[i - 1][0]
