@@ -195,9 +195,19 @@ async def _watch_signals() -> None:
             pyfuse3.terminate()
 
 
+def _maintenance_interval_s(store) -> float:
+    """store.retention_interval_s, or less if a log's flush.ms asks for more often."""
+    interval = float(store.retention_interval_s)
+    for lg in store.open_logs():
+        flush_ms = lg.config.flush_ms
+        if flush_ms is not None and flush_ms >= 0:
+            interval = min(interval, flush_ms / 1000)
+    return max(0.05, interval)
+
+
 async def _maintain(store, ops: LogfsOperations) -> None:
     while True:
-        await trio.sleep(max(0.05, float(store.retention_interval_s)))
+        await trio.sleep(_maintenance_interval_s(store))
         try:
             for action in store.run_maintenance() or []:
                 log.info("maintenance: %s", action)

@@ -376,14 +376,21 @@ class LogfsOperations(pyfuse3.Operations):
             else:
                 names = list(self.store.logs(node.name))
             self._dir_handles[fh] = names
+        # ids: 1 ".", 2 "..", 3.. the names (their lookup counts are not raised for . and ..)
+        if start_id < 1 and not pyfuse3.readdir_reply(token, b".", self.attributes(node), 1):
+            return
+        if start_id < 2:
+            parent = self.inodes[node.parent]
+            if not pyfuse3.readdir_reply(token, b"..", self.attributes(parent), 2):
+                return
         kind = Kind.TOPIC if node.kind is Kind.ROOT else Kind.LOG
-        for i in range(start_id, len(names)):
+        for i in range(max(0, start_id - 2), len(names)):
             child = self.inodes.ensure(ino, names[i], kind)
             try:
                 attrs = self.attributes(child)
             except Exception:  # noqa: BLE001 - removed since the listing: skip it
                 continue
-            if not pyfuse3.readdir_reply(token, names[i].encode("utf-8"), attrs, i + 1):
+            if not pyfuse3.readdir_reply(token, names[i].encode("utf-8"), attrs, i + 3):
                 break
             self.inodes.remember(child)
 

@@ -162,3 +162,27 @@ def test_handlers_survive_garbage(mount_factory):
     os.mkdir(m.p("u"))
     time.sleep(0.1)
     assert sorted(os.listdir(m.mnt)) == ["t", "u"]
+
+
+def test_umount_of_a_busy_mount_says_why_and_keeps_serving(mount_factory):
+    m = mount_factory()
+    os.mkdir(m.p("t"))
+    holder = subprocess.Popen(["sleep", "30"], cwd=m.p("t"))
+    try:
+        r = m.logfs("umount", str(m.mnt), check=False)
+        assert r.returncode == 1 and "busy" in r.stderr.lower(), r.stderr
+        assert mounted(str(m.mnt))
+        run(f"echo still >> {m.p('t', 'l')}")
+    finally:
+        holder.kill()
+        holder.wait()
+    m.umount()
+
+
+def test_ls_la_lists_dot_entries(mount_factory):
+    m = mount_factory()
+    os.mkdir(m.p("t"))
+    out = run(f"ls -la {m.p('t')}").stdout.split("\n")
+    names = [line.split()[-1] for line in out[1:] if line.strip()]
+    assert names == [".", ".."]
+    assert os.listdir(m.p("t")) == []
