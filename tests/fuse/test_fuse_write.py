@@ -139,3 +139,34 @@ def test_big_writes_land_whole(mnt):
     finally:
         os.close(fd)
     assert open(log, "rb").read() == b"".join(blocks)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpfs needs root")
+def test_full_disk_gives_enospc_and_the_mount_recovers(mount_factory):
+    m = mount_factory(do_mount=False)
+    run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(m.data)])
+    try:
+        m.mount()
+        os.mkdir(m.p("t"))
+        with open(m.p("t", "old"), "ab") as f:
+            f.write(b"o" * 1_000_000)
+        fd = os.open(m.p("t", "l"), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        line, n = b"x" * 4095 + b"\n", 0
+        try:
+            with pytest.raises(OSError) as e:
+                while True:
+                    os.write(fd, line)
+                    n += 1
+            assert e.value.errno == errno.ENOSPC
+            assert n > 100
+            assert open(m.p("t", "l"), "rb").read() == line * n  # nothing damaged
+            assert m.describe("t", "l")["end_offset"] == n * len(line)  # daemon serves
+            os.unlink(m.p("t", "old"))  # free space: writes succeed again
+            os.write(fd, line)
+        finally:
+            os.close(fd)
+        assert open(m.p("t", "l"), "rb").read() == line * (n + 1)
+        assert "ENOSPC" in m.daemon_log()
+    finally:
+        m.cleanup()
+        subprocess.run(["umount", str(m.data)], check=False)
