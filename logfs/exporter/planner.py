@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import stat
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -29,7 +30,7 @@ from logfs.core import DataGap, Log, LogStore, NotFound, OffsetOutOfRange, Stora
 from .protocol import HttpError, base_headers
 from .query import BadRequest, ByteRange, LogQuery, parse_byte_range, parse_log_query
 
-__all__ = ["LogPlan", "plan_log_read", "describe_log", "open_reachable_log", "until_position"]
+__all__ = ["LogPlan", "now_ms", "plan_log_read", "describe_log", "open_reachable_log", "until_position"]
 
 LOG_CONTENT_TYPE = b"text/plain; charset=utf-8"
 
@@ -50,6 +51,12 @@ class LogPlan:
     @property
     def length(self) -> int | None:
         return None if self.end is None else self.end - self.start
+
+
+def now_ms() -> int:
+    """The wall clock, in epoch milliseconds (durations like ``since=10m`` count back
+    from it)."""
+    return time.time_ns() // 1_000_000
 
 
 def _is_real_dir(path: str) -> bool:

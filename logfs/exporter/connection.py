@@ -1,0 +1,346 @@
+"""One client connection: h11 state, the non-blocking socket, the request cycle.
+
+Each accepted socket gets one task running :meth:`HttpConnection.run`. It reads a
+request head under a deadline (idle or half-sent requests are closed; a refusal
+before h11 has a request is written raw), checks limits and the token, routes the
+target (protocol.py) and answers: JSON and errors as bytes, log bodies through
+streaming.py. Heads and framing go through h11; log bytes go as :class:`FileSlice`
+placeholders that h11's ``send_with_data_passthrough`` hands back untouched and
+:meth:`HttpConnection.send_file` turns into ``os.sendfile`` on the non-blocking
+socket, waiting in ``trio.lowlevel.wait_writable`` while it is full (at most
+``send_timeout_s``: a client that accepts nothing that long is dropped).
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import logging
+import os
+import socket as _stdsocket
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING
+
+import h11
+import trio
+
+from logfs.core import StorageError
+
+from .planner import check_topic, describe_log, now_ms, open_reachable_log, plan_log_read
+from .protocol import (REASONS, FileSlice, HttpError, Route, check_auth, check_request_head,
+                       error_response, json_response, parse_target, request_head_error,
+                       text_response)
+from .streaming import ClientGone, send_log
+
+if TYPE_CHECKING:
+    from .server import ExporterServer
+
+logger = logging.getLogger(__name__)
+access_logger = logging.getLogger("logfs.exporter.access")
+
+__all__ = ["HttpConnection", "raw_error"]
+
+RECV_SIZE = 65536
+MAX_IGNORED_INPUT = 65536    # bytes a follow client may send before being dropped
+
+
+@dataclass
+class Exchange:
+    """One request/response, for the access log."""
+
+    client: str
+    method: str = "-"
+    path: str = "-"
+    status: int = 0
+    bytes: int = 0
+    started: float = 0.0
+    complete: bool = False
+
+
+def raw_error(status: int, message: str, extra: list[tuple[bytes, bytes]] = ()) -> bytes:
+    """A complete ``Connection: close`` response for errors before h11 has a request."""
+    body = (message + "\n").encode()
+    head = [b"HTTP/1.1 %d %s" % (status, REASONS.get(status, b"")),
+            b"server: logfs-exporter", b"content-type: text/plain; charset=utf-8",
+            b"content-length: %d" % len(body), b"connection: close"]
+    head += [name + b": " + value for name, value in extra]
+    return b"\r\n".join(head) + b"\r\n\r\n" + body
+
+
+class HttpConnection:
+    """One client connection: h11 state plus the raw non-blocking socket."""
+
+    def __init__(self, server: "ExporterServer", sock: trio.socket.SocketType, client: str) -> None:
+        self.server = server
+        self.sock = sock
+        self.client = client
+        self.limits = server.limits
+        self.metrics = server.metrics
+        self.conn = h11.Connection(h11.SERVER, max_incomplete_event_size=self.limits.max_header_bytes)
+        self.gone = False
+        self.exchange: Exchange | None = None
+
+    # -- sending -------------------------------------------------------------------
+    async def _wait_writable(self) -> None:
+        with trio.move_on_after(self.limits.send_timeout_s) as scope:
+            await trio.lowlevel.wait_writable(self.sock)
+        if scope.cancelled_caught:
+            self.metrics.timeouts += 1
+            logger.info("%s: accepted no bytes for %.1f s, closing", self.client, self.limits.send_timeout_s)
+            raise ClientGone("send timeout")
+
+    async def send_bytes(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            if self.gone:
+                raise ClientGone("closed")
+            with trio.move_on_after(self.limits.send_timeout_s) as scope:
+                try:
+                    n = await self.sock.send(view)
+                except OSError as exc:
+                    raise ClientGone(str(exc)) from None
+            if scope.cancelled_caught:
+                self.metrics.timeouts += 1
+                raise ClientGone("send timeout")
+            view = view[n:]
+            self.metrics.other_bytes_sent += n
+
+    async def send_file(self, piece: FileSlice) -> None:
+        """sendfile *piece* to the socket, waiting while the socket is full."""
+        fd = self.sock.fileno()
+        offset, remaining = piece.position, piece.length
+        while remaining:
+            if self.gone:
+                raise ClientGone("closed")
+            try:
+                n = os.sendfile(fd, piece.fd, offset, remaining)
+            except BlockingIOError:
+                self.metrics.sendfile_would_block += 1
+                await self._wait_writable()
+                continue
+            except OSError as exc:
+                if exc.errno in (errno.EPIPE, errno.ECONNRESET, errno.ENOTCONN, errno.ESHUTDOWN):
+                    raise ClientGone(str(exc)) from None
+                raise
+            if n == 0:
+                raise StorageError(f"segment file ended early at {offset} (sendfile returned 0)")
+            self.metrics.sendfile_calls += 1
+            self.metrics.bytes_sent += n
+            if self.exchange is not None:
+                self.exchange.bytes += n
+            offset += n
+            remaining -= n
+            await trio.lowlevel.checkpoint()  # let other clients run between calls
+
+    async def send_event(self, event: h11._events.Event) -> None:
+        pieces = self.conn.send_with_data_passthrough(event)
+        pending: list[bytes] = []
+        for piece in pieces or ():
+            if isinstance(piece, FileSlice):
+                if pending:
+                    await self.send_bytes(b"".join(pending))
+                    pending = []
+                await self.send_file(piece)
+            else:
+                pending.append(piece)
+        if pending:
+            await self.send_bytes(b"".join(pending))
+
+    async def send_body(self, response: h11.Response, body: bytes, head_only: bool) -> None:
+        await self.send_event(response)
+        if body and not head_only:
+            await self.send_event(h11.Data(data=body))
+            if self.exchange is not None:
+                self.exchange.bytes += len(body)
+        await self.send_event(h11.EndOfMessage())
+
+    # -- receiving -----------------------------------------------------------------
+    async def _receive(self) -> bytes:
+        try:
+            return await self.sock.recv(RECV_SIZE)
+        except OSError:
+            return b""
+
+    async def read_request(self) -> h11.Request | None:
+        """The next request head; None when the client closed or timed out idle.
+        Raises HttpError for a malformed or oversized head (before h11 has it)."""
+        started = trio.current_time()
+        with trio.move_on_at(started + self.limits.request_timeout_s) as scope:
+            while True:
+                try:
+                    event = self.conn.next_event()
+                except h11.RemoteProtocolError:
+                    raise request_head_error(bytes(self.conn.trailing_data[0]), self.limits) from None
+                if event is h11.NEED_DATA:
+                    data = await self._receive()
+                    self.conn.receive_data(data)
+                    continue
+                if isinstance(event, h11.Request):
+                    return event
+                if isinstance(event, h11.ConnectionClosed):
+                    return None
+                return None  # pragma: no cover - h11 gives nothing else here
+        if scope.cancelled_caught:
+            partial = bytes(self.conn.trailing_data[0])
+            self.metrics.timeouts += 1
+            if partial.strip():
+                raise HttpError(408, f"request not complete within {self.limits.request_timeout_s:g} s")
+        return None
+
+    async def read_body_end(self) -> None:
+        """Consume the (normally empty) request body up to EndOfMessage."""
+        size = 0
+        with trio.move_on_after(self.limits.request_timeout_s) as scope:
+            while True:
+                event = self.conn.next_event()
+                if event is h11.NEED_DATA:
+                    self.conn.receive_data(await self._receive())
+                    continue
+                if isinstance(event, h11.Data):
+                    size += len(event.data)
+                    if size > self.limits.max_request_body:
+                        raise HttpError(413, f"request body larger than {self.limits.max_request_body} bytes")
+                    continue
+                if isinstance(event, h11.EndOfMessage):
+                    return
+                raise ClientGone("closed during the request body")
+        if scope.cancelled_caught:
+            raise HttpError(408, "request body not complete in time")
+
+    async def watch_for_close(self, cancel_scope: trio.CancelScope) -> None:
+        """During a follow stream: end it as soon as the client closes or resets."""
+        ignored = 0
+        while True:
+            data = await self._receive()
+            if not data:
+                self.gone = True
+                cancel_scope.cancel()
+                return
+            ignored += len(data)
+            if ignored > MAX_IGNORED_INPUT:
+                self.gone = True
+                cancel_scope.cancel()
+                return
+
+    # -- the connection's life -----------------------------------------------------
+    async def run(self) -> None:
+        try:
+            while True:
+                try:
+                    request = await self.read_request()
+                except HttpError as err:
+                    await self._refuse_raw(err)
+                    return
+                if request is None:
+                    return
+                keep = await self.handle(request)
+                if not keep or self.conn.our_state is not h11.DONE or self.conn.their_state is not h11.DONE:
+                    return
+                self.conn.start_next_cycle()
+        except ClientGone:
+            pass
+        finally:
+            await self.close()
+
+    async def _refuse_raw(self, err: HttpError) -> None:
+        ex = Exchange(self.client, started=time.monotonic(), status=err.status)
+        try:
+            await self.send_bytes(raw_error(err.status, err.message, err.headers))
+            ex.complete = True
+        except ClientGone:
+            pass
+        self.metrics.count_request("-", err.status)
+        self._access(ex)
+
+    async def close(self) -> None:
+        try:
+            if not self.gone:
+                try:
+                    self.sock.shutdown(_stdsocket.SHUT_WR)
+                except OSError:
+                    pass
+                # drain briefly so the kernel sends FIN, not RST, after our response
+                with trio.move_on_after(0.2):
+                    for _ in range(16):
+                        if not await self._receive():
+                            break
+        finally:
+            self.sock.close()
+
+    def _access(self, ex: Exchange) -> None:
+        access_logger.info("%s", json.dumps({
+            "ts": datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "client": ex.client, "method": ex.method, "path": ex.path, "status": ex.status,
+            "bytes": ex.bytes, "duration_ms": round((time.monotonic() - ex.started) * 1000, 3),
+            "complete": ex.complete},
+            ensure_ascii=False))
+
+    async def handle(self, request: h11.Request) -> bool:
+        """Answer one request; False if the connection must close afterwards."""
+        ex = self.exchange = Exchange(self.client, method=request.method.decode("latin-1"),
+                                      path=request.target.decode("latin-1"), started=time.monotonic())
+        keep = True
+        try:
+            try:
+                check_request_head(request, self.limits)
+                if request.method not in (b"GET", b"HEAD"):
+                    raise HttpError(405, "the exporter is read-only: use GET or HEAD",
+                                    [(b"allow", b"GET, HEAD")])
+                await self.read_body_end()
+                check_auth(list(request.headers), self.server.token)
+                route = parse_target(request.target)
+                keep = await self.dispatch(request, route)
+                ex.complete = True
+            except HttpError as err:
+                ex.status = err.status
+                if self.conn.our_state is not h11.SEND_RESPONSE:
+                    return False  # the response had started: nothing to do but close
+                close = err.status in (405, 408, 413, 414, 431) or self.conn.their_state is not h11.DONE
+                response, body = error_response(err, close=close)
+                await self.send_body(response, body, request.method == b"HEAD")
+                ex.complete = True
+                keep = not close
+            except ClientGone:
+                ex.status = ex.status or 499
+                raise
+            except Exception:
+                logger.exception("%s %s from %s failed", ex.method, ex.path, self.client)
+                ex.status = 500
+                if self.conn.our_state is h11.SEND_RESPONSE:
+                    response, body = error_response(HttpError(500, "internal error"), close=True)
+                    await self.send_body(response, body, False)
+                return False
+            return keep
+        finally:
+            self.metrics.count_request(ex.method if ex.method in ("GET", "HEAD") else "other", ex.status)
+            self._access(ex)
+            self.exchange = None
+
+    async def dispatch(self, request: h11.Request, route: Route) -> bool:
+        head_only = request.method == b"HEAD"
+        ex = self.exchange
+        store = self.server.store
+        if route.kind == "log":
+            log = open_reachable_log(store, route.topic, route.log)
+            range_header = None
+            for name, value in request.headers:
+                if name == b"range":
+                    range_header = value
+            plan = plan_log_read(log, route.query, range_header, now_ms())
+            ex.status = plan.status
+            await send_log(self, plan, head_only)
+            return True
+        if route.kind == "metrics":
+            response, body = text_response(self.server.render_metrics(),
+                                           b"text/plain; version=0.0.4; charset=utf-8")
+        elif route.kind == "topic":
+            names = check_topic(store, route.topic)
+            logs = [describe_log(store.log(route.topic, n)) for n in names]
+            response, body = json_response({"topic": route.topic, "logs": logs})
+        else:
+            response, body = json_response({"topics": self.server.describe_all()})
+        ex.status = response.status_code
+        await self.send_body(response, body, head_only)
+        return True
