@@ -32,6 +32,18 @@ Run `logfs COMMAND --help` for each command's options.
 """
 
 
+CONFIG_KEYS_HELP = """\
+config keys (Kafka's names; per log, inherited from the topic, then from the mount):
+  segment.bytes          roll the active segment at this size (default 1 GiB)
+  segment.ms             roll the active segment at this age (default 7 days)
+  retention.bytes        delete oldest sealed segments while the log is larger (-1: keep all)
+  retention.ms           delete sealed segments whose newest data is older (-1: keep all)
+  index.interval.bytes   bytes between sparse index entries (default 4096)
+  flush.ms               fsync the active segment at least this often (default: never;
+                         the page cache decides, as in Kafka)
+"""
+
+
 # -------------------------------------------------------------------- logging
 
 def _configure_logging(data_dir: str | None, to_stderr: bool, debug: bool) -> None:
@@ -76,7 +88,7 @@ def _add_mount(sub) -> None:
                     "umount MOUNTPOINT`.",
         epilog="-o options: log config keys set mount-wide defaults, e.g.\n"
                "  -o segment.bytes=1048576,retention.bytes=104857600\n"
-               "and these adapter options:\n" + opt_help)
+               + CONFIG_KEYS_HELP + "\nand these adapter options:\n" + opt_help)
     p.add_argument("-f", "--foreground", action="store_true",
                    help="stay in the foreground and log to stderr too; stop with Ctrl-C")
     p.add_argument("-o", dest="options", action="append", default=[], metavar="KEY=VALUE,...",
@@ -280,9 +292,11 @@ def _add_config(sub) -> None:
         description="Show (no KEY=VALUE) or set config of a topic or a log. A log inherits "
                     "from its topic,\nwhich inherits from the mount's -o defaults. "
                     "KEY= (empty) removes an override.",
-        epilog="keys: segment.bytes segment.ms retention.bytes retention.ms "
-               "index.interval.bytes flush.ms\n"
-               "example: logfs config /mnt/logs/orders retention.ms=604800000")
+        epilog=CONFIG_KEYS_HELP + "\nexamples:\n"
+               "  logfs config /mnt/logs/orders retention.ms=604800000   # a week, topic-wide\n"
+               "  logfs config /mnt/logs/orders/eu retention.bytes=1073741824\n"
+               "  logfs config /mnt/logs/orders/eu retention.bytes=      # back to the topic's\n"
+               "  logfs config /mnt/logs/orders/eu                       # show effective config")
     p.add_argument("path", metavar="PATH", help="MOUNT/topic or MOUNT/topic/log")
     p.add_argument("settings", metavar="KEY=VALUE", nargs="*")
     p.add_argument("--json", action="store_true", help="print JSON")

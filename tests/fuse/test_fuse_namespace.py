@@ -129,3 +129,20 @@ def test_du_df_give_true_figures(mount_factory):
     df_mount = run(f"df -k --output=size {m.mnt}").stdout.split()[-1]
     df_data = run(f"df -k --output=size {m.data}").stdout.split()[-1]
     assert df_mount == df_data
+
+
+def test_open_logs_follow_renames(mount_factory):
+    m = mount_factory()
+    os.mkdir(m.p("t"))
+    fd = os.open(m.p("t", "a"), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, b"1\n")
+        os.rename(m.p("t", "a"), m.p("t", "b"))
+        os.write(fd, b"2\n")
+        os.rename(m.p("t"), m.p("u"))
+        os.write(fd, b"3\n")
+    finally:
+        os.close(fd)
+    assert open(m.p("u", "b"), "rb").read() == b"1\n2\n3\n"
+    assert open(os.path.join(m.data, "u", "b", "00000000000000000000.log"), "rb").read() \
+        == b"1\n2\n3\n"
