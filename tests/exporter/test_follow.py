@@ -41,7 +41,18 @@ class StreamReader:
 
     @property
     def data(self) -> bytes:
-        return bytes(self._buf)
+        """Everything received so far (including what no wait_for has looked at)."""
+        while True:
+            try:
+                self._buf += self._q.get_nowait()
+            except queue.Empty:
+                return bytes(self._buf)
+
+    def finish(self, timeout: float = 5) -> bytes:
+        """Wait for the end of the stream; everything received."""
+        self._t.join(timeout)
+        assert not self._t.is_alive(), "the stream did not end"
+        return self.data
 
     def wait_for(self, needle: bytes, timeout: float) -> float:
         start = time.monotonic()
@@ -247,3 +258,23 @@ def test_a_client_killed_mid_stream_frees_its_stream(store, exporter, processes)
     exporter.wait_metric("logfs_exporter_connections_open", lambda v: v <= 2, timeout=5)
     status, _h, _b = exporter.get("/")
     assert status == 200
+
+
+def test_follow_with_until_in_the_future_ends_when_the_clock_passes_it(store, exporter, processes, clock):
+    store.create_topic("t")
+    log = store.create_log("t", "l")
+    now = int(time.time() * 1000)
+    clock.set(now)
+    log.append(b"early\n")
+    until = now + 1500
+    proc, reader = _curl_follow(exporter, processes, f"/t/l?follow=1&until={until}")
+    reader.wait_for(b"early\n", 2)
+    clock.set(int(time.time() * 1000))
+    log.append(b"inside the window\n")
+    reader.wait_for(b"inside the window\n", FOLLOW_DEADLINE_S)
+    while time.time() * 1000 < until + 50:
+        time.sleep(0.05)
+    clock.set(int(time.time() * 1000))
+    log.append(b"too late\n")
+    assert proc.wait(timeout=3) == 0, "the stream should end once until has passed"
+    assert reader.finish() == b"early\ninside the window\n"
