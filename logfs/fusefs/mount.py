@@ -157,6 +157,26 @@ def _config_view(store, parts: tuple[str, ...], defaults: dict[str, str]) -> dic
             "overrides": dict(lg.config_overrides), "effective": effective}
 
 
+def describe(store, ops: LogfsOperations, parts: tuple[str, ...]) -> dict[str, Any]:
+    """JSON-ready figures for the mount root, a topic or a log (`logfs describe`)."""
+    if not parts:
+        return {
+            "kind": "mount",
+            "data": ops.data_dir,
+            "pid": os.getpid(),
+            "topics": store.topics(),
+            "fuse": dict(ops.totals),
+            "mtime_granularity_s": ops.mtime_granularity_ns / 1e9,
+        }
+    if len(parts) == 1:
+        return {"kind": "topic", "topic": parts[0], "logs": store.logs(parts[0]),
+                "config_overrides": store.topic_config(parts[0])}
+    d = dict(store.log(*parts).describe())
+    d.setdefault("kind", "log")
+    d["fuse"] = ops.log_counters(*parts)
+    return d
+
+
 def make_control_handler(store, ops: LogfsOperations, opts: MountOptions,
                          mountpoint: str) -> Callable[[dict[str, Any]], Any]:
     def handle(req: dict[str, Any]) -> Any:
@@ -167,7 +187,7 @@ def make_control_handler(store, ops: LogfsOperations, opts: MountOptions,
         if op == "ping":
             return {"pid": os.getpid(), "mountpoint": mountpoint, "data": ops.data_dir}
         if op == "describe":
-            d = ops.describe(parts)
+            d = describe(store, ops, parts)
             if not parts:
                 d["mountpoint"] = mountpoint
                 d["defaults"] = dict(opts.defaults)

@@ -32,22 +32,19 @@ import itertools
 import logging
 import os
 import stat
-import time
 from typing import Any, Callable
 
 import pyfuse3
 import trio
 
 from logfs.core import LogStore
+from logfs.fusefs.attrs import DirAttrs, log_attributes
 from logfs.fusefs.errors import Refused, fuse_handler
 from logfs.fusefs.inodes import ROOT_INODE, InodeTable, Kind, Node
 
 log = logging.getLogger(__name__)
 
 PAGE_SIZE = 4096
-BLKSIZE = 128 * 1024
-ATTR_TIMEOUT_S = 1.0
-ENTRY_TIMEOUT_S = 1.0
 
 
 def _decode(name: bytes) -> str:
@@ -89,15 +86,7 @@ class LogfsOperations(pyfuse3.Operations):
         self._dir_handles: dict[int, list[str] | None] = {}
         self._dir_inode: dict[int, int] = {}
         self._next_dir_fh = itertools.count(1 << 40)
-        st = os.stat(data_dir)
-        now = time.time_ns()
-        # chmod/chown of the root and of topics is kept in memory for the mount's life
-        # (the core persists them for logs only).
-        self._dir_attrs: dict[int, list[int]] = {
-            ROOT_INODE: [stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid, now]
-        }
-        self._default_dir_owner = (st.st_uid, st.st_gid)
-        self._mount_time_ns = now
+        self.dir_attrs = DirAttrs(data_dir, ROOT_INODE)
 
     # ----------------------------------------------------------------- helpers
 
@@ -122,48 +111,14 @@ class LogfsOperations(pyfuse3.Operations):
                           "root" if node.kind is Kind.ROOT else "not a topic")
         return node.name
 
-    def _dir_attr_row(self, node: Node) -> list[int]:
-        row = self._dir_attrs.get(node.ino)
-        if row is None:
-            uid, gid = self._default_dir_owner
-            row = self._dir_attrs[node.ino] = [0o755, uid, gid, self._mount_time_ns]
-        return row
-
-    def _coarse_ns(self, ms: int) -> int:
-        ns = ms * 1_000_000
-        g = self.mtime_granularity_ns
-        return ns - ns % g if g > 0 else ns
-
     def attributes(self, node: Node) -> pyfuse3.EntryAttributes:
-        """The stat figures of ``node`` as the kernel will see them."""
-        a = pyfuse3.EntryAttributes()
-        a.st_ino = node.ino
-        a.generation = 0
-        a.entry_timeout = ENTRY_TIMEOUT_S
-        a.attr_timeout = ATTR_TIMEOUT_S
-        a.st_blksize = BLKSIZE
+        """The stat figures of ``node`` as the kernel will see them (attrs.py)."""
         if node.kind is Kind.LOG:
             lg = self._log_of(node)
-            fa = lg.attrs
-            a.st_mode = stat.S_IFREG | stat.S_IMODE(fa.mode)
-            a.st_nlink = 1
-            a.st_uid, a.st_gid = fa.uid, fa.gid
-            a.st_size = lg.end_offset
-            a.st_blocks = (lg.end_offset - lg.start_offset + 511) // 512
-            last = lg.last_append_ms
-            t = self._coarse_ns(last if last is not None else lg.created_ms)
-            a.st_mtime_ns = a.st_ctime_ns = a.st_atime_ns = t
-            a.st_birthtime_ns = lg.created_ms * 1_000_000
             node.stats["start_offset"] = lg.start_offset
-        else:
-            mode, uid, gid, t = self._dir_attr_row(node)
-            a.st_mode = stat.S_IFDIR | mode
-            a.st_nlink = 2 + (len(self.store.topics()) if node.kind is Kind.ROOT else 0)
-            a.st_uid, a.st_gid = uid, gid
-            a.st_size = 4096
-            a.st_blocks = 8
-            a.st_mtime_ns = a.st_ctime_ns = a.st_atime_ns = a.st_birthtime_ns = t
-        return a
+            return log_attributes(node.ino, lg, self.mtime_granularity_ns)
+        nlink = 2 + (len(self.store.topics()) if node.kind is Kind.ROOT else 0)
+        return self.dir_attrs.attributes(node.ino, nlink)
 
     def _entry(self, node: Node) -> pyfuse3.EntryAttributes:
         a = self.attributes(node)
@@ -171,9 +126,7 @@ class LogfsOperations(pyfuse3.Operations):
         return a
 
     def _touch_dir(self, ino: int) -> None:
-        node = self.inodes.get(ino)
-        if node is not None:
-            self._dir_attr_row(node)[3] = time.time_ns()
+        self.dir_attrs.touch(ino)
 
     def invalidate_data(self, node: Node) -> None:
         """Drop the kernel's cached pages of a log, from a background task."""
@@ -265,10 +218,7 @@ class LogfsOperations(pyfuse3.Operations):
             if node.kind is Kind.LOG:
                 self._log_of(node).set_attrs(mode=mode, uid=uid, gid=gid)
             else:
-                row = self._dir_attr_row(node)
-                for i, v in enumerate((mode, uid, gid)):
-                    if v is not None:
-                        row[i] = v
+                self.dir_attrs.update(node.ino, mode, uid, gid)
         # atime/mtime updates (touch, utimensat) are accepted and ignored: a log's
         # mtime is its last append, at the mount's mtime granularity.
         return self.attributes(node)
@@ -282,8 +232,7 @@ class LogfsOperations(pyfuse3.Operations):
         self.store.create_topic(topic)
         umask = getattr(ctx, "umask", 0)
         node = self.inodes.ensure(ROOT_INODE, topic, Kind.TOPIC)
-        self._dir_attrs[node.ino] = [stat.S_IMODE(mode) & ~umask, ctx.uid, ctx.gid,
-                                     time.time_ns()]
+        self.dir_attrs.created(node.ino, mode & ~umask, ctx.uid, ctx.gid)
         self._touch_dir(ROOT_INODE)
         return self._entry(node)
 
@@ -329,7 +278,7 @@ class LogfsOperations(pyfuse3.Operations):
         self.store.delete_topic(sname)
         gone = self.inodes.unlink(ROOT_INODE, sname)
         if gone is not None:
-            self._dir_attrs.pop(gone.ino, None)
+            self.dir_attrs.forget(gone.ino)
         self._touch_dir(ROOT_INODE)
 
     @fuse_handler
@@ -487,35 +436,13 @@ class LogfsOperations(pyfuse3.Operations):
         node = self._node(fh)
         self._log_of(node).fsync()
 
-    # ------------------------------------------------------------------ control
+    # ------------------------------------------------------------------ figures
 
-    def describe(self, parts: tuple[str, ...]) -> dict[str, Any]:
-        """JSON-ready figures for the mount root, a topic or a log (for `logfs describe`)."""
-        if not parts:
-            return {
-                "kind": "mount",
-                "data": self.data_dir,
-                "pid": os.getpid(),
-                "topics": self.store.topics(),
-                "fuse": dict(self.totals),
-                "mtime_granularity_s": self.mtime_granularity_ns / 1e9,
-            }
-        if len(parts) == 1:
-            topic = parts[0]
-            logs = self.store.logs(topic)
-            return {
-                "kind": "topic",
-                "topic": topic,
-                "config_overrides": self.store.topic_config(topic),
-                "logs": logs,
-            }
-        topic, name = parts
-        d = dict(self.store.log(topic, name).describe())
-        d.setdefault("kind", "log")
-        node = self.inodes.child(self.inodes.child(ROOT_INODE, topic).ino, name) \
-            if self.inodes.child(ROOT_INODE, topic) else None
+    def log_counters(self, topic: str, name: str) -> dict[str, int]:
+        """Bytes and calls this mount's read/write handlers served for one log."""
+        t = self.inodes.child(ROOT_INODE, topic)
+        node = self.inodes.child(t.ino, name) if t is not None else None
         stats = {k: v for k, v in (node.stats if node else {}).items() if k != "start_offset"}
         for k in ("read_calls", "read_bytes", "write_calls", "write_bytes"):
             stats.setdefault(k, 0)
-        d["fuse"] = stats
-        return d
+        return stats

@@ -1,0 +1,106 @@
+"""The stat figures the mount reports, and the mtime policy that keeps the page cache.
+
+Theory of operation
+-------------------
+The kernel drops every cached page of a FUSE file when a getattr/lookup reply carries
+an mtime different from the one it holds (libfuse enables ``auto_inval_data`` and
+pyfuse3 cannot turn it off). After each write the kernel marks the file's attributes
+stale and asks again, so reporting the exact time of the last append would empty the
+cache of a log on every append. A log's mtime is therefore its last append time
+rounded *down* to ``granularity_ns`` (60 s by default, ``-o mtime_granularity=S``):
+it changes at most once per granularity while the log is written, and the appended
+bytes themselves reach readers through ``st_size``, which is always exact
+(``end_offset``). docs/fuse.md has the measurements.
+
+Logs keep mode/uid/gid in the core (persisted). The root and topics keep theirs here,
+in memory, for the life of the mount.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import time
+
+import pyfuse3
+
+ATTR_TIMEOUT_S = 1.0
+ENTRY_TIMEOUT_S = 1.0
+BLKSIZE = 128 * 1024
+
+
+def coarse_ns(ms: int, granularity_ns: int) -> int:
+    """``ms`` (milliseconds) as nanoseconds, rounded down to ``granularity_ns`` (0: exact)."""
+    ns = ms * 1_000_000
+    return ns - ns % granularity_ns if granularity_ns > 0 else ns
+
+
+def _base(ino: int) -> pyfuse3.EntryAttributes:
+    a = pyfuse3.EntryAttributes()
+    a.st_ino = ino
+    a.generation = 0
+    a.entry_timeout = ENTRY_TIMEOUT_S
+    a.attr_timeout = ATTR_TIMEOUT_S
+    a.st_blksize = BLKSIZE
+    return a
+
+
+def log_attributes(ino: int, log, granularity_ns: int) -> pyfuse3.EntryAttributes:
+    """A log's figures: size = end offset, blocks = retained bytes, coarse mtime."""
+    a = _base(ino)
+    fa = log.attrs
+    end, start = log.end_offset, log.start_offset
+    a.st_mode = stat.S_IFREG | stat.S_IMODE(fa.mode)
+    a.st_nlink = 1
+    a.st_uid, a.st_gid = fa.uid, fa.gid
+    a.st_size = end
+    a.st_blocks = (end - start + 511) // 512
+    last = log.last_append_ms
+    t = coarse_ns(last if last is not None else log.created_ms, granularity_ns)
+    a.st_mtime_ns = a.st_ctime_ns = a.st_atime_ns = t
+    a.st_birthtime_ns = log.created_ms * 1_000_000
+    return a
+
+
+class DirAttrs:
+    """mode, uid, gid and mtime of the root and of topics, in memory."""
+
+    def __init__(self, data_dir: str, root_ino: int) -> None:
+        st = os.stat(data_dir)
+        self._owner = (st.st_uid, st.st_gid)
+        self._start_ns = time.time_ns()
+        self._rows: dict[int, list[int]] = {
+            root_ino: [stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid, self._start_ns]}
+
+    def _row(self, ino: int) -> list[int]:
+        row = self._rows.get(ino)
+        if row is None:
+            row = self._rows[ino] = [0o755, *self._owner, self._start_ns]
+        return row
+
+    def created(self, ino: int, mode: int, uid: int, gid: int) -> None:
+        self._rows[ino] = [stat.S_IMODE(mode), uid, gid, time.time_ns()]
+
+    def update(self, ino: int, mode: int | None, uid: int | None, gid: int | None) -> None:
+        row = self._row(ino)
+        for i, v in enumerate((mode, uid, gid)):
+            if v is not None:
+                row[i] = v
+
+    def touch(self, ino: int) -> None:
+        """The directory's entries changed: its mtime is now."""
+        self._row(ino)[3] = time.time_ns()
+
+    def forget(self, ino: int) -> None:
+        self._rows.pop(ino, None)
+
+    def attributes(self, ino: int, nlink: int) -> pyfuse3.EntryAttributes:
+        mode, uid, gid, t = self._row(ino)
+        a = _base(ino)
+        a.st_mode = stat.S_IFDIR | mode
+        a.st_nlink = nlink
+        a.st_uid, a.st_gid = uid, gid
+        a.st_size = 4096
+        a.st_blocks = 8
+        a.st_mtime_ns = a.st_ctime_ns = a.st_atime_ns = a.st_birthtime_ns = t
+        return a
