@@ -5,72 +5,14 @@ stalls the others."""
 from __future__ import annotations
 
 import os
-import queue
 import selectors
 import signal
 import socket
 import subprocess
-import threading
 import time
 
-from conftest import decode_chunked
+from exporter_helpers import FOLLOW_DEADLINE_S, StreamReader, decode_chunked
 
-FOLLOW_DEADLINE_S = 1.0
-
-
-class StreamReader:
-    """Reads a pipe or socket in a thread; wait_for(b) waits with a deadline until the
-    accumulated output contains b, and says what came instead."""
-
-    def __init__(self, read) -> None:
-        self._read = read
-        self._buf = bytearray()
-        self._q: queue.Queue = queue.Queue()
-        self._t = threading.Thread(target=self._run, daemon=True)
-        self._t.start()
-
-    def _run(self) -> None:
-        while True:
-            try:
-                chunk = self._read(65536)
-            except (OSError, ValueError):
-                chunk = b""
-            self._q.put(chunk)
-            if not chunk:
-                return
-
-    @property
-    def data(self) -> bytes:
-        """Everything received so far (including what no wait_for has looked at)."""
-        while True:
-            try:
-                self._buf += self._q.get_nowait()
-            except queue.Empty:
-                return bytes(self._buf)
-
-    def finish(self, timeout: float = 5) -> bytes:
-        """Wait for the end of the stream; everything received."""
-        self._t.join(timeout)
-        assert not self._t.is_alive(), "the stream did not end"
-        return self.data
-
-    def wait_for(self, needle: bytes, timeout: float) -> float:
-        start = time.monotonic()
-        deadline = start + timeout
-        searched = 0  # the needle is not in _buf[:searched + len(needle) - 1]
-        while self._buf.find(needle, searched) < 0:
-            searched = max(0, len(self._buf) - len(needle) + 1)
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise AssertionError(f"expected {needle!r} within {timeout}s; got {self.data[-300:]!r}")
-            try:
-                chunk = self._q.get(timeout=left)
-            except queue.Empty:
-                continue
-            if not chunk:
-                raise AssertionError(f"stream ended before {needle!r}; got {self.data[-300:]!r}")
-            self._buf += chunk
-        return time.monotonic() - start
 
 
 def _curl_follow(exporter, processes, path: str) -> tuple[subprocess.Popen, StreamReader]:

@@ -8,7 +8,7 @@ import json
 import subprocess
 from datetime import datetime, timezone
 
-from conftest import START_MS, segment_bytes
+from exporter_helpers import START_MS, segment_bytes
 
 
 def _fill(store, clock, topic="orders", name="eu", n=500, step_ms=1000):

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import segment_bytes
+from exporter_helpers import segment_bytes
 
 
 @pytest.fixture

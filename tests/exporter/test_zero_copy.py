@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import segment_bytes, start_exporter, stop_process
+from exporter_helpers import segment_bytes, start_exporter, stop_process
 
 SYSCALL_RE = re.compile(r"^(?:\[pid\s+)?(\d+)\]?\s*(\d+\.\d+) (\w+)\((.*)\)\s+=\s+(-?\d+)")
 SEGMENT_FD_RE = re.compile(r"^\d+<([^>]*/\d{20}\.log)>")
