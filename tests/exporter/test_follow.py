@@ -14,7 +14,6 @@ import time
 from exporter_helpers import FOLLOW_DEADLINE_S, StreamReader, decode_chunked
 
 
-
 def _curl_follow(exporter, processes, path: str) -> tuple[subprocess.Popen, StreamReader]:
     proc = subprocess.Popen(["curl", "-sSN", f"{exporter.url}{path}"], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)
