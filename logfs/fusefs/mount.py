@@ -292,9 +292,9 @@ def _run_mount(data_dir, mountpoint, opts, ready) -> int:
     mounted = False
     try:
         report = list(store.recovery_report or [])
-        if not store.was_clean and report:
-            log.warning("%s was not shut down cleanly: %d recovery actions", data_dir,
-                        len(report))
+        if not store.was_clean and (report or store.topics()):
+            log.warning("%s was not shut down cleanly: recovered, %d recovery actions",
+                        data_dir, len(report))
         for action in report:
             log.warning("recovery: %s", action)
         ops = LogfsOperations(store, data_dir, mtime_granularity_s=opts.mtime_granularity_s)

@@ -129,6 +129,7 @@ def test_remount_after_kill_9_loses_nothing_fsynced(mount_factory):
     m.mount()
     got = open(log, "rb").read()
     assert got == data
+    assert "was not shut down cleanly" in m.daemon_log()
     run(f"echo after >> {log}")
     assert open(log, "rb").read() == data + b"after\n"
 
