@@ -352,7 +352,7 @@ class LogModel(RuleBasedStateMachine):
 # The default profile is fixed (derandomized) and fast enough for every test run;
 # LOGFS_HYPOTHESIS=deep explores far more (random seeds, many more examples).
 _PROFILES = {
-    "default": dict(max_examples=60, stateful_step_count=40, derandomize=True),
+    "default": dict(max_examples=150, stateful_step_count=50, derandomize=True),
     "deep": dict(max_examples=1000, stateful_step_count=80, derandomize=False),
 }
 LogModel.TestCase.settings = settings(

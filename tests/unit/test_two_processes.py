@@ -84,3 +84,32 @@ def test_reader_process_follows_writer_process(tmp_path):
         if writer.poll() is None:
             writer.kill()
             writer.wait()
+
+
+def test_reader_copes_with_segments_deleted_under_it(tmp_path):
+    """The reader has descriptors of segments that retention then deletes: reads
+    below the new start fail with OffsetOutOfRange, the rest reads whole."""
+    data = tmp_path / "data"
+    data.mkdir()
+    content = deterministic_stream(20_000)
+    with open_log_store(str(data), defaults={"segment.bytes": "1000"}) as store:
+        store.create_topic("t")
+        log = store.create_log("t", "l")
+        for i in range(0, 10_000, 100):
+            log.append(content[i:i + 100])
+        with open_log_store(str(data), readonly=True) as reader:
+            rlog = reader.log("t", "l")
+            assert rlog.read(0, 10_000) == content[:10_000]  # descriptors of every segment cached
+            store.set_log_config("t", "l", {"retention.bytes": "3000"})
+            for i in range(10_000, 20_000, 100):
+                log.append(content[i:i + 100])
+            store.run_maintenance()
+            start = log.start_offset
+            assert start >= 16_000
+            assert rlog.start_offset == start
+            assert rlog.end_offset == 20_000
+            for a in (0, 500, start - 1):
+                with pytest.raises(OffsetOutOfRange):
+                    rlog.read(a, 10)
+            assert rlog.read(start, 20_000) == content[start:]
+            assert rlog.record_position(rlog.records) == content.rfind(b"\n") + 1
