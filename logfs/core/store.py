@@ -84,9 +84,10 @@ class LogStore:
             for topic in self.topics():
                 for name in self.logs(topic):
                     log = Log(self, topic, name, self._log_dir(topic, name))
-                    self.recovery_report.extend(recover_log(log, now))
+                    actions = recover_log(log, now)
+                    self.recovery_report.extend(actions)
                     log.load()
-                    if log.unflushed or True:
+                    if actions:  # a new recovery point for the repaired log
                         log.fsync()
                     self._logs[(topic, name)] = log
 
