@@ -194,7 +194,10 @@ class HttpConnection:
         size = 0
         with trio.move_on_after(self.limits.request_timeout_s) as scope:
             while True:
-                event = self.conn.next_event()
+                try:
+                    event = self.conn.next_event()
+                except h11.RemoteProtocolError as exc:
+                    raise HttpError(400, f"malformed request body: {exc}") from None
                 if event is h11.NEED_DATA:
                     self.conn.receive_data(await self._receive())
                     continue
@@ -297,7 +300,7 @@ class HttpConnection:
                 ex.status = err.status
                 if self.conn.our_state is not h11.SEND_RESPONSE:
                     return False  # the response had started: nothing to do but close
-                close = err.status in (405, 408, 413, 414, 431) or self.conn.their_state is not h11.DONE
+                close = err.status in (405, 408, 413, 414, 431, 505) or self.conn.their_state is not h11.DONE
                 response, body = error_response(err, close=close)
                 await self.send_body(response, body, request.method == b"HEAD")
                 ex.complete = True
@@ -331,7 +334,8 @@ class HttpConnection:
             plan = plan_log_read(log, route.query, range_header, now_ms())
             ex.status = plan.status
             await send_log(self, plan, head_only)
-            return True
+            # a follow stream read (and dropped) whatever the client sent meanwhile
+            return head_only or plan.end is not None
         if route.kind == "metrics":
             response, body = text_response(self.server.render_metrics(),
                                            b"text/plain; version=0.0.4; charset=utf-8")

@@ -34,7 +34,7 @@ REASONS = {200: b"OK", 206: b"Partial Content", 400: b"Bad Request", 401: b"Unau
            404: b"Not Found", 405: b"Method Not Allowed", 408: b"Request Timeout",
            413: b"Content Too Large", 414: b"URI Too Long", 416: b"Range Not Satisfiable",
            431: b"Request Header Fields Too Large", 500: b"Internal Server Error",
-           503: b"Service Unavailable"}
+           503: b"Service Unavailable", 505: b"HTTP Version Not Supported"}
 
 
 @dataclass(frozen=True)
@@ -144,7 +144,10 @@ def request_head_error(received: bytes, limits: Limits) -> HttpError:
 
 
 def check_request_head(request: h11.Request, limits: Limits) -> None:
-    """Limits h11 does not apply itself: request-line length and header count."""
+    """Limits h11 does not apply itself: HTTP version, request-line length, header
+    count, head size."""
+    if request.http_version not in (b"1.0", b"1.1"):
+        raise HttpError(505, "only HTTP/1.0 and HTTP/1.1 are supported")
     if len(request.target) + len(request.method) + 10 > limits.max_request_line:
         raise HttpError(414, f"request line longer than {limits.max_request_line} bytes")
     if len(request.headers) > limits.max_header_count:

@@ -123,9 +123,14 @@ class ExporterServer:
                 if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
                     logger.error("accept failed: %s; pausing", exc)
                     await trio.sleep(0.1)
-                    continue
-                raise
-            sock.setsockopt(_stdsocket.IPPROTO_TCP, _stdsocket.TCP_NODELAY, 1)
+                elif exc.errno not in (errno.ECONNABORTED, errno.EPROTO, errno.EPERM):
+                    raise
+                continue
+            try:
+                sock.setsockopt(_stdsocket.IPPROTO_TCP, _stdsocket.TCP_NODELAY, 1)
+            except OSError:  # already reset by the client
+                sock.close()
+                continue
             if self.metrics.connections_open >= self.limits.max_connections:
                 if self.rejecting < self.limits.max_connections:
                     nursery.start_soon(self.reject, sock, peer)

@@ -50,6 +50,12 @@ def exporter_factory(data_dir: Path, tmp_path: Path):
     finally:
         for exp in started:
             stop_process(exp.proc)
+    # like s3ql's tests: an unexpected error or traceback in the server fails the test
+    for exp in started:
+        bad = [line for line in exp.stderr_path.read_text(errors="replace").splitlines()
+               if " ERROR " in line or "Traceback" in line]
+        if bad:
+            pytest.fail(f"the exporter logged errors:\n" + "\n".join(bad[:20]))
 
 
 @pytest.fixture

@@ -100,6 +100,16 @@ def test_malformed_and_oversized_requests(orders, exporter):
     assert _status(exporter.raw(_get("/orders/eu", many))) == 431
     assert _status(exporter.raw(_get("/orders/eu", "X-Big: " + "b" * 20000 + "\r\n"))) == 431
     assert _status(exporter.raw(b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n" + b"x" * 100000)) == 413
+    assert _status(exporter.raw(b"GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n")) == 400
+    assert _status(exporter.raw(b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n")) == 400
+    assert _status(exporter.raw(b"GET / HTTP/7.0\r\nHost: x\r\n\r\n")) == 505
+    # random bytes never kill it (and never log a traceback: see the fixture)
+    import random
+    rnd = random.Random(4)
+    for _ in range(200):
+        junk = bytes(rnd.randrange(256) for _ in range(rnd.randrange(1, 300)))
+        prefix = rnd.choice([b"", b"GET /", b"GET /orders/eu HTTP/1.1\r\n", b"HEAD / HTTP/1.1\r\nHost: x\r\n"])
+        exporter.raw(prefix + junk + b"\r\n\r\n", timeout=2)
     # and it still serves
     status, _h, body = exporter.get("/orders/eu?record=99")
     assert status == 200 and body == b"order 99\n"
