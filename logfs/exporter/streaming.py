@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
 import h11
@@ -92,7 +93,7 @@ async def follow(conn: "HttpConnection", plan: LogPlan) -> None:
     finished = behind = False
     lag_seen, lag_delay = -1, CHECKPOINT_LAG_S
     try:
-        async with trio.open_nursery() as nursery:
+        async with _client_gone_unwrapped(), trio.open_nursery() as nursery:
             nursery.start_soon(conn.watch_for_close, nursery.cancel_scope)
             generation = watched.generation
             while True:
@@ -131,6 +132,19 @@ async def follow(conn: "HttpConnection", plan: LogPlan) -> None:
     if conn.gone or not finished or behind:
         raise ClientGone("follower left or fell behind")
     await conn.send_event(h11.EndOfMessage())
+
+
+@asynccontextmanager
+async def _client_gone_unwrapped():
+    """A nursery wraps what its tasks raise in an ExceptionGroup; a ClientGone
+    alone comes out as itself."""
+    try:
+        yield
+    except BaseExceptionGroup as group:
+        _gone, rest = group.split(ClientGone)
+        if rest is None:
+            raise ClientGone("client gone") from None
+        raise
 
 
 def _file_ahead(log: Log, pos: int) -> bool:
