@@ -257,6 +257,9 @@ def _print_human(d: dict[str, Any], indent: str = "") -> None:
                 print(f"{indent}  (none)")
         elif isinstance(v, list):
             print(f"{indent}{k.ljust(width)}  {', '.join(map(str, v)) or '(none)'}")
+        elif k.endswith("_ms") and isinstance(v, int) and v > 10**12:  # a timestamp
+            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(v / 1000))
+            print(f"{indent}{k.ljust(width)}  {v} ({when}.{v % 1000:03d})")
         else:
             print(f"{indent}{k.ljust(width)}  {v}")
 

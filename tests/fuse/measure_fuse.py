@@ -150,19 +150,63 @@ def appends() -> None:
             print(f"| {bs} B | {n / dt:,.0f} | {n * bs / MiB / dt:.0f} |")
 
 
+def fsync_stall(seconds: float = 5.0) -> None:
+    """How much one log's fsyncs delay small appends to another log."""
+    import threading
+    print("\n### 100 B appends to one log while another log writes 1 MiB + fsync every 50 ms\n")
+    with mounted() as (_d, mnt, _a):
+        os.mkdir(f"{mnt}/t")
+        stop = threading.Event()
+        syncs: list[float] = []
+
+        def syncer() -> None:
+            fd = os.open(f"{mnt}/t/synced", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            while not stop.is_set():
+                os.write(fd, b"y" * MiB)
+                t = time.perf_counter()
+                os.fsync(fd)
+                syncs.append(time.perf_counter() - t)
+                time.sleep(0.05)
+            os.close(fd)
+
+        th = threading.Thread(target=syncer)
+        th.start()
+        fd = os.open(f"{mnt}/t/small", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        lat = []
+        end = time.time() + seconds
+        while time.time() < end:
+            t = time.perf_counter()
+            os.write(fd, b"x" * 99 + b"\n")
+            lat.append(time.perf_counter() - t)
+        stop.set()
+        th.join()
+        os.close(fd)
+        lat.sort()
+        syncs.sort()
+        q = lambda xs, f: xs[min(len(xs) - 1, int(len(xs) * f))]  # noqa: E731
+        print("| fsync (1 MiB) p50 | fsync max | append p50 | append p99 | append p99.9 | "
+              "append max |")
+        print("| --- | --- | --- | --- | --- | --- |")
+        print(f"| {q(syncs, .5) * 1e3:.1f} ms | {syncs[-1] * 1e3:.1f} ms | "
+              f"{q(lat, .5) * 1e6:.0f} us | {q(lat, .99) * 1e6:.0f} us | "
+              f"{q(lat, .999) * 1e6:.0f} us | {lat[-1] * 1e3:.1f} ms |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--size-mib", type=int, default=256)
-    ap.add_argument("--only", action="append", choices=["mtime", "read", "append"])
+    ap.add_argument("--only", action="append", choices=["mtime", "read", "append", "fsync"])
     a = ap.parse_args()
     size = a.size_mib * MiB
-    which = a.only or ["mtime", "read", "append"]
+    which = a.only or ["mtime", "read", "append", "fsync"]
     if "mtime" in which:
         mtime_policy(size)
     if "read" in which:
         cache_and_readahead(size)
     if "append" in which:
         appends()
+    if "fsync" in which:
+        fsync_stall()
 
 
 if __name__ == "__main__":
