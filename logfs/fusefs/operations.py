@@ -20,9 +20,10 @@ so that appends do not change it on every write (a changed mtime in a getattr
 reply makes the kernel drop all cached pages of the file; see docs/fuse.md).
 Cached pages are dropped on purpose only when retention moves a log's start.
 
-All handlers run in the single trio thread. Appends and reads are page-cache
-operations and run inline; ``fsync`` runs inline as well (the core is not
-documented as thread-safe), which stalls other requests for its duration.
+All handlers run in the single trio thread, and only that thread calls the core
+(which is not thread-safe). Appends and reads are page-cache operations and run
+inline. ``fsync`` first writes the active segment's dirty pages from a worker thread
+through its own descriptor, then runs the core's fsync inline (now short).
 """
 
 from __future__ import annotations
