@@ -16,6 +16,8 @@ import sys
 
 import trio
 
+from logfs.core import StorageError
+
 from .protocol import Limits
 from .server import serve_exporter
 
@@ -82,6 +84,13 @@ async def _run(args: argparse.Namespace, token: bytes | None, limits: Limits) ->
                 break
 
 
+def _leaf(exc: BaseException) -> BaseException:
+    """The first real exception inside (possibly nested) exception groups."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return exc
+
+
 def main(argv: list[str] | None = None, prog: str = "logfs serve") -> int:
     """Run the exporter; returns the exit code (0 after SIGINT/SIGTERM)."""
     args = build_parser(prog).parse_args(argv)
@@ -98,13 +107,14 @@ def main(argv: list[str] | None = None, prog: str = "logfs serve") -> int:
                     send_timeout_s=args.send_timeout)
     try:
         trio.run(_run, args, token, limits)
-    except OSError as exc:
-        print(f"{prog}: cannot listen on {args.bind}:{args.port}: {exc}", file=sys.stderr)
-        return 1
-    except Exception as exc:  # NotFound for a missing DATA, and the like
-        from logfs.core import StorageError
-        if isinstance(exc, StorageError):
-            print(f"{prog}: {exc}", file=sys.stderr)
+    except Exception as exc:  # nurseries wrap what serve_exporter raises in groups
+        cause = _leaf(exc)
+        if isinstance(cause, OSError):
+            print(f"{prog}: cannot listen on {args.bind}:{args.port}: {cause.strerror or cause}",
+                  file=sys.stderr)
+            return 1
+        if isinstance(cause, StorageError):  # NotFound for a missing DATA, and the like
+            print(f"{prog}: {cause}", file=sys.stderr)
             return 1
         raise
     return 0
