@@ -105,3 +105,40 @@ def test_file_slices_pass_through_h11_untouched():
     piece = FileSlice(fd=7, position=100, length=42)
     out = conn.send_with_data_passthrough(h11.Data(data=piece))
     assert out == [b"2a\r\n", piece, b"\r\n"]
+
+
+# -- fuzzing: the parsers refuse with their own errors, never anything else -------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_target_bytes = st.one_of(
+    st.binary(max_size=200),
+    st.lists(st.sampled_from([b"/", b".", b"..", b"%2e", b"%2E", b"%2f", b"%00", b"\x00", b"a", b"%",
+                              b"%ff", b"?", b"#", b"&", b"=", b".logfs", b"\xc3\xa9", b"//"]),
+             max_size=20).map(b"".join),
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(_target_bytes)
+def test_parse_target_never_escapes(target):
+    try:
+        route = parse_target(target)
+    except HttpError as err:
+        assert err.status in (400, 404)
+        return
+    for name in (route.topic, route.log):
+        if name is not None:
+            assert name not in (".", "..") and "/" not in name and "\0" not in name
+            assert not name.startswith(".logfs") and name
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=120))
+def test_query_and_range_parsers_only_raise_bad_request(raw):
+    for parse in (lambda: parse_log_query(raw, NOW), lambda: parse_byte_range(raw)):
+        try:
+            parse()
+        except BadRequest:
+            pass
