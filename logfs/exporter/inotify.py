@@ -156,7 +156,9 @@ class DirectoryWatcher:
             return
         if self._by_path.get(watched.path) is watched:
             del self._by_path[watched.path]
-        if watched.wd >= 0 and self._by_wd.get(watched.wd) is watched and not watched.gone:
+        if watched.wd >= 0 and self._by_wd.get(watched.wd) is watched:
+            # also after IN_MOVE_SELF (the watch lives on under the new name); after
+            # IN_IGNORED the kernel already dropped it and this is a harmless EINVAL
             del self._by_wd[watched.wd]
             _load_libc().inotify_rm_watch(self._fd, watched.wd)
             watched.wd = -1

@@ -219,3 +219,20 @@ def test_follow_with_until_in_the_future_ends_when_the_clock_passes_it(store, ex
     log.append(b"too late\n")
     assert proc.wait(timeout=3) == 0, "the stream should end once until has passed"
     assert reader.finish() == b"early\ninside the window\n"
+
+
+def test_follow_ends_when_the_log_is_renamed_and_frees_its_watch(store, exporter, processes):
+    store.create_topic("t")
+    log = store.create_log("t", "l")
+    log.append(b"a\n")
+    procs = [_curl_follow(exporter, processes, "/t/l?follow=1") for _ in range(3)]
+    for _proc, reader in procs:
+        reader.wait_for(b"a\n", 5)
+    assert exporter.metrics()["logfs_exporter_inotify_watches"] == 1  # one watch, shared
+    store.rename_log("t", "l", "t", "renamed")
+    for proc, _reader in procs:
+        assert proc.wait(timeout=5) == 0
+    exporter.wait_metric("logfs_exporter_inotify_watches", lambda v: v == 0)
+    status, _h, body = exporter.get("/t/renamed")
+    assert status == 200 and body == b"a\n"
+    assert exporter.get("/t/l")[0] == 404
