@@ -184,21 +184,37 @@ def since_position(log: Log, t_ms: int) -> int:
     return max(log.start_offset, _record_boundary_at_or_before(log, seg.base + tindex.get(k - 1)[1]))
 
 
+def _last_timestamp(seg) -> int | None:
+    tindex = seg.time_index()
+    tindex.refresh_count()
+    return tindex.get(tindex.count - 1)[0] if tindex.count else None
+
+
 def until_position(log: Log, t_ms: int) -> int:
     """End of the records appended at or before *t_ms*: the position of the first
     time-index entry later than *t_ms*, cut back to a record boundary; the end of the
     last complete record if no append is later. Never drops a record appended at or
-    before *t_ms*; may include up to one index interval of later ones."""
+    before *t_ms*; may include up to one index interval of later ones. A binary
+    search over the segments, then over one time index."""
     segments = log.segments()
+    if segments and _last_timestamp(segments[-1]) is None:
+        segments = segments[:-1]  # an empty active segment has no entries yet
+    lo, hi = 0, len(segments)
+    while lo < hi:  # the first segment holding an entry later than t_ms
+        mid = (lo + hi) // 2
+        last = _last_timestamp(segments[mid])
+        if last is not None and last > t_ms:
+            hi = mid
+        else:
+            lo = mid + 1
     end = log.end_offset
     limit = end
-    for i, seg in enumerate(segments):
+    if lo < len(segments):
+        seg = segments[lo]
         tindex = seg.time_index()
-        tindex.refresh_count()  # the writer may have added entries since we looked
         k = tindex.bisect_right(lambda e: e[0], t_ms)
         if k < tindex.count:
             limit = seg.base + tindex.get(k)[1]
-            break
     if limit >= end:
         return log.record_position(log.records)
     return _record_boundary_at_or_before(log, limit)
@@ -253,16 +269,13 @@ def plan_log_read(log: Log, query: bytes, range_header: bytes | None, now_ms: in
         if brange is not None:
             return _plan_range(log, brange)
         start = _start_for(log, q)
-        end = log.end_offset
-        follow = q.follow
         if q.until_ms is not None:
             if q.follow and q.until_ms > now_ms:
                 end_at = None  # stream until the clock passes until
             else:
                 end_at = max(start, until_position(log, q.until_ms))
-                follow = False
         else:
-            end_at = None if follow else end
+            end_at = None if q.follow else log.end_offset
         headers = _log_headers(log, start)
         if end_at is not None:
             headers.append((b"content-length", str(end_at - start).encode()))

@@ -168,9 +168,14 @@ def test_since_and_until_read_a_time_window(store, clock, exporter, data_dir):
     lines = body.splitlines(keepends=True)
     expect = [w[2] for w in written[100:200]]
     assert lines[-100:] == expect and len(lines) <= 101
-    # until alone: everything up to t(10), and nothing of t(11)
-    status, _h, body = exporter.get(f"/orders/eu?until={written[10][1]}")
-    assert body == b"".join(w[2] for w in written[:11])
+    # until alone: everything up to t(i), and nothing of t(i+1) (every append is
+    # indexed here), in every segment
+    assert log.segment_count >= 3
+    for i in list(range(0, 400, 37)) + [399]:
+        status, _h, body = exporter.get(f"/orders/eu?until={written[i][1]}")
+        assert body == b"".join(w[2] for w in written[:i + 1]), i
+    status, _h, body = exporter.get(f"/orders/eu?until={written[0][1] - 1}")
+    assert status == 200 and body == b""
     # durations are relative to the exporter's clock (now); START_MS is in the past, so
     # since=1m gives at most the last record (the core starts one index entry early)
     # and since=3650d everything
