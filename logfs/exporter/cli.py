@@ -1,6 +1,9 @@
 """``python -m logfs.exporter DATA ...`` (and ``logfs serve``): parse options,
 configure logging, serve until SIGINT/SIGTERM.
 
+``logfs serve`` can call :func:`main` with its remaining arguments, or put
+:func:`add_arguments` on its subparser and call :func:`run` with the parsed options.
+
 Once listening, one line goes to stdout: ``logfs exporter listening on
 http://HOST:PORT`` (with ``--port 0`` the kernel picks the port; scripts read it
 there). The access log (one JSON object per request) goes to stderr, or to
@@ -21,14 +24,13 @@ from logfs.core import StorageError
 from .protocol import Limits
 from .server import serve_exporter
 
-__all__ = ["build_parser", "main"]
+__all__ = ["add_arguments", "build_parser", "main", "run"]
 
 DEFAULT_PORT = 8480
 
 
-def build_parser(prog: str = "logfs serve") -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=prog, description="Serve logfs logs read-only over HTTP/1.1 "
-                                "(zero-copy with sendfile). See docs/exporter.md.")
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The exporter's options, for ``logfs serve`` to put on its subparser."""
     p.add_argument("data", metavar="DATA", help="the logfs data directory")
     p.add_argument("--bind", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT}; 0: any free port)")
@@ -41,6 +43,12 @@ def build_parser(prog: str = "logfs serve") -> argparse.ArgumentParser:
                    help="seconds a client may accept no bytes before it is dropped (default %(default)s)")
     p.add_argument("--access-log", help="write the access log (JSON lines) to this file instead of stderr")
     p.add_argument("--debug", action="store_true", help="verbose logging")
+
+
+def build_parser(prog: str = "logfs serve") -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description="Serve logfs logs read-only over HTTP/1.1 "
+                                "(zero-copy with sendfile). See docs/exporter.md.")
+    add_arguments(p)
     return p
 
 
@@ -93,7 +101,11 @@ def _leaf(exc: BaseException) -> BaseException:
 
 def main(argv: list[str] | None = None, prog: str = "logfs serve") -> int:
     """Run the exporter; returns the exit code (0 after SIGINT/SIGTERM)."""
-    args = build_parser(prog).parse_args(argv)
+    return run(build_parser(prog).parse_args(argv), prog)
+
+
+def run(args: argparse.Namespace, prog: str = "logfs serve") -> int:
+    """Run the exporter from options parsed with :func:`add_arguments`."""
     _configure_logging(args.access_log, args.debug)
     try:
         token = _read_token(args.token_file) if args.token_file else None
