@@ -55,7 +55,7 @@ def exporter_factory(data_dir: Path, tmp_path: Path):
         bad = [line for line in exp.stderr_path.read_text(errors="replace").splitlines()
                if " ERROR " in line or "Traceback" in line]
         if bad:
-            pytest.fail(f"the exporter logged errors:\n" + "\n".join(bad[:20]))
+            pytest.fail("the exporter logged errors:\n" + "\n".join(bad[:20]))
 
 
 @pytest.fixture

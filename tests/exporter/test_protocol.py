@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import h11
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from logfs.exporter.protocol import (FileSlice, HttpError, Limits, check_auth, check_request_head,
                                      parse_target, request_head_error)
@@ -79,10 +81,10 @@ def test_auth():
     check_auth([], None)
     check_auth([(b"authorization", b"Bearer tok")], b"tok")
     check_auth([(b"authorization", b"bearer tok")], b"tok")
-    for given in ([], [(b"authorization", b"Bearer to")], [(b"authorization", b"Basic tok")],
-                  [(b"authorization", b"tok")]):
+    for headers in ([], [(b"authorization", b"Bearer to")], [(b"authorization", b"Basic tok")],
+                    [(b"authorization", b"tok")]):
         with pytest.raises(HttpError) as info:
-            check_auth(given, b"tok")
+            check_auth(headers, b"tok")
         assert info.value.status == 401
 
 
@@ -108,9 +110,6 @@ def test_file_slices_pass_through_h11_untouched():
 
 
 # -- fuzzing: the parsers refuse with their own errors, never anything else -------------
-
-from hypothesis import given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
 
 _target_bytes = st.one_of(
     st.binary(max_size=200),
