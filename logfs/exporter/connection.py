@@ -308,6 +308,13 @@ class HttpConnection:
             except ClientGone:
                 ex.status = ex.status or 499
                 raise
+            except (StorageError, OSError) as exc:  # the disk, not a bug: no traceback
+                logger.warning("%s %s from %s: storage error: %s", ex.method, ex.path, self.client, exc)
+                ex.status = 500
+                if self.conn.our_state is h11.SEND_RESPONSE:
+                    response, body = error_response(HttpError(500, f"storage error: {exc}"), close=True)
+                    await self.send_body(response, body, False)
+                return False
             except Exception:
                 logger.exception("%s %s from %s failed", ex.method, ex.path, self.client)
                 ex.status = 500
@@ -341,7 +348,7 @@ class HttpConnection:
                                            b"text/plain; version=0.0.4; charset=utf-8")
         elif route.kind == "topic":
             names = check_topic(store, route.topic)
-            logs = [describe_log(store.log(route.topic, n)) for n in names]
+            logs = [describe_log(open_reachable_log(store, route.topic, n)) for n in names]
             response, body = json_response({"topic": route.topic, "logs": logs})
         else:
             response, body = json_response({"topics": self.server.describe_all()})

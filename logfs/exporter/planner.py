@@ -91,6 +91,8 @@ def check_topic(store: LogStore, topic: str) -> list[str]:
         return [n for n in store.logs(topic) if _is_real_dir(os.path.join(tdir, n))]
     except NotFound:
         raise HttpError(404, f"no such topic {topic}") from None
+    except (OSError, StorageError) as exc:  # e.g. a directory we may not read
+        raise HttpError(500, f"cannot list topic {topic}: {exc}") from None
 
 
 def _iso(ms: int | None) -> str | None:

@@ -49,18 +49,24 @@ class ExporterServer:
         self.rejecting = 0
 
     def describe_all(self) -> list[dict]:
+        """Every reachable topic and log; one that cannot be read is left out (and
+        logged), never a failure of the whole listing."""
         out = []
         for topic in self.store.topics():
             try:
                 names = check_topic(self.store, topic)
-            except HttpError:
+            except HttpError as err:
+                if err.status != 404:
+                    logger.warning("listing: %s", err.message)
                 continue
             logs = []
             for name in names:
                 try:
                     logs.append(describe_log(open_reachable_log(self.store, topic, name)))
-                except (HttpError, StorageError):
+                except HttpError:
                     continue
+                except (OSError, StorageError) as exc:
+                    logger.warning("listing: cannot describe %s/%s: %s", topic, name, exc)
             out.append({"topic": topic, "logs": logs})
         return out
 
@@ -78,7 +84,7 @@ class ExporterServer:
                     log = open_reachable_log(self.store, topic, name)
                     logs.append({"topic": topic, "log": name, "start_offset": log.start_offset,
                                  "end_offset": log.end_offset, "segments": log.segment_count})
-                except (HttpError, StorageError):
+                except (HttpError, OSError, StorageError):
                     continue
         return self.metrics.render(logs)
 
