@@ -48,6 +48,49 @@ log = logging.getLogger(__name__)
 PAGE_SIZE = 4096
 
 
+_NOWAIT = getattr(os, "RWF_NOWAIT", 0)
+
+
+def _pread_cached(fd: int, length: int, position: int) -> bytes | bytearray | memoryview:
+    """What of [position, position+length) the page cache holds, without blocking on
+    the disk (preadv2 RWF_NOWAIT); all of it, blocking, where that is unsupported."""
+    global _NOWAIT
+    if not _NOWAIT:
+        return os.pread(fd, length, position)
+    buf = bytearray(length)
+    try:
+        n = os.preadv(fd, [buf], position, _NOWAIT)
+    except BlockingIOError:
+        return b""
+    except OSError as exc:
+        if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL):
+            raise
+        _NOWAIT = 0
+        return os.pread(fd, length, position)
+    return memoryview(buf)[:n] if n < length else buf
+
+
+def _pread_path(path: str, length: int, position: int) -> bytes:
+    """Read a file range by path (worker thread). A segment deleted by retention
+    meanwhile means the range is now below the log start: ENODATA."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise Refused(errno.ENODATA, f"{path} was deleted by retention") from None
+    try:
+        out = []
+        while length > 0:
+            chunk = os.pread(fd, length, position)
+            if not chunk:
+                break
+            out.append(chunk)
+            length -= len(chunk)
+            position += len(chunk)
+        return b"".join(out)
+    finally:
+        os.close(fd)
+
+
 def _presync(paths: list[str]) -> None:
     """fdatasync files by path (worker thread; errors are left to the core's fsync)."""
     for path in paths:
@@ -413,8 +456,20 @@ class LogfsOperations(pyfuse3.Operations):
                 size -= start - off
                 off = start
         parts = [prefix]
+        slow = []  # (index in parts, path, position, length): not in the page cache
         for r in lg.read_range(off, off + size):
-            parts.append(os.pread(r.fd, r.length, r.position))
+            got = _pread_cached(r.fd, r.length, r.position)
+            parts.append(got)
+            if len(got) < r.length:
+                parts.append(b"")  # placeholder for the rest of this range
+                slow.append((len(parts) - 1, r.path, r.position + len(got),
+                             r.length - len(got)))
+        if slow:
+            # Disk reads go to a worker thread through descriptors of our own (by path:
+            # the core's descriptors are only valid until the next call into the store),
+            # so one cold read does not stall every other request.
+            for i, path, pos, length in slow:
+                parts[i] = await trio.to_thread.run_sync(_pread_path, path, length, pos)
         data = b"".join(parts)
         self._count(node, "read", len(data))
         return data
