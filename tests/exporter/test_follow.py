@@ -236,3 +236,23 @@ def test_follow_ends_when_the_log_is_renamed_and_frees_its_watch(store, exporter
     status, _h, body = exporter.get("/t/renamed")
     assert status == 200 and body == b"a\n"
     assert exporter.get("/t/l")[0] == 404
+
+
+def test_http10_follow_streams_until_close_and_head_does_not_wait(store, exporter, processes):
+    store.create_topic("t")
+    log = store.create_log("t", "l")
+    log.append(b"first\n")
+    proc, reader = _curl_follow(exporter, processes, "/t/l?follow=1")  # warm-up: HTTP/1.1
+    reader.wait_for(b"first\n", 5)
+    old = subprocess.Popen(["curl", "-sSN", "--http1.0", f"{exporter.url}/t/l?follow=1"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    processes.append(old)
+    old_reader = StreamReader(old.stdout.read1)
+    old_reader.wait_for(b"first\n", 5)
+    log.append(b"second\n")
+    old_reader.wait_for(b"second\n", FOLLOW_DEADLINE_S)
+    reader.wait_for(b"second\n", FOLLOW_DEADLINE_S)
+    t0 = time.monotonic()
+    status, headers, body = exporter.request("HEAD", "/t/l?follow=1")
+    assert status == 200 and body == b"" and time.monotonic() - t0 < 1
+    assert headers["logfs-end-offset"] == str(log.end_offset)
