@@ -345,6 +345,16 @@ class LogModel(RuleBasedStateMachine):
                 f"sealed segment {b0} has {s0} bytes: it had reached segment.bytes "
                 f"{self.segment_bytes} before its last append")
         assert segs[-1][0] + segs[-1][1] == len(self.content), f"last segment does not end at the end: {segs}"
+        # seeks, every step: a spread of append times (and just after them) and of records
+        times = sorted({a[2] for a in self.appends})
+        pick = times if len(times) <= 12 else times[::len(times) // 8] + times[-4:]
+        for t in pick:
+            self.check_time_position(self.log, t)
+            self.check_time_position(self.log, t + 1)
+        records = self.content.count(b"\n")
+        for n in sorted({0, 1, records // 3, records // 2, records - 1, records, records + 1}):
+            if n >= 0:
+                self.check_record_position(self.log, n)
         if self.appends and self.appends[-1][0] >= segs[0][0]:
             assert self.log.last_append_ms == self.appends[-1][2], "last_append_ms"
 
