@@ -143,7 +143,7 @@ class DirectoryWatcher:
                 else:
                     watched.wd = wd
                     old = self._by_wd.get(wd)
-                    if old is not None and old is not watched:  # same inode seen under another path
+                    if old is not None and not old.gone:  # the same directory under another path
                         watched = old
                     self._by_wd[wd] = watched
             self._by_path[path] = watched
