@@ -8,10 +8,22 @@ Usage: python crash_writer.py SPEC.json   (see storekit.run_writer_and_kill)
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import sys
 import time
 
 from logfs.core import ManualClock, open_log_store
+
+
+def snapshot_metadata(data: str, topic: str, name: str, dest: str) -> None:
+    """Copy every file of the log but the segments' data (indexes, checkpoint, meta):
+    what a power loss right after this fsync would leave of them on disk."""
+    src = os.path.join(data, topic, name)
+    os.makedirs(dest, exist_ok=True)
+    for entry in os.listdir(src):
+        if not entry.endswith(".log"):
+            shutil.copyfile(os.path.join(src, entry), os.path.join(dest, entry))
 
 
 def main() -> None:
@@ -36,6 +48,8 @@ def main() -> None:
         if fsync_after is not None and fsynced is None and pos >= fsync_after:
             log.fsync()
             fsynced = pos
+            if spec.get("snapshot_dir"):
+                snapshot_metadata(spec["data"], topic, name, spec["snapshot_dir"])
     print("DONE " + json.dumps({"end": log.end_offset, "fsynced": fsynced,
                                  "records": log.records}), flush=True)
     while True:  # wait for SIGKILL: never close

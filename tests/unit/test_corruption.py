@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 from pathlib import Path
 
 import pytest
@@ -28,7 +29,8 @@ CLOCK_START = 1_700_000_000_000
 
 
 def crashed_writer(tmp_path: Path, total: int = 20_000, fsync_after: int | None = 8_000,
-                   segment_bytes: int = 1 << 20, interval: int = 512) -> tuple[Path, bytes, dict]:
+                   segment_bytes: int = 1 << 20, interval: int = 512,
+                   snapshot_dir: Path | None = None) -> tuple[Path, bytes, dict]:
     """Write *total* bytes in a subprocess, fsync after *fsync_after*, SIGKILL it."""
     data = tmp_path / "data"
     data.mkdir()
@@ -38,6 +40,7 @@ def crashed_writer(tmp_path: Path, total: int = 20_000, fsync_after: int | None 
         "chunks": chunk_plan(total), "fsync_after": fsync_after,
         "config": {"segment.bytes": str(segment_bytes), "index.interval.bytes": str(interval)},
         "clock_start_ms": CLOCK_START, "clock_step_ms": 1,
+        "snapshot_dir": str(snapshot_dir) if snapshot_dir else None,
     })
     assert report["end"] == total
     return data, content, report
@@ -140,6 +143,37 @@ def test_damaged_tail_is_cut_and_quarantined(tmp_path, kind, extend):
     with reopen(data) as store:  # the repair is stable: a clean reopen changes nothing
         assert store.was_clean and list(store.recovery_report) == []
         assert store.log(TOPIC, LOG).end_offset == end_after
+
+
+@pytest.mark.parametrize("tail", ["intact", "zero", "garbage", "short"])
+def test_power_loss_after_fsync(tmp_path, tail):
+    """A power loss: of everything written after the last fsync, the metadata (index
+    entries, the checkpoint's live slot) never reached the disk, and the data tail
+    is intact, zero-filled, garbage or shorter. What fsync acknowledged must survive,
+    nothing unwritten may appear, what is cut is quarantined."""
+    snap = tmp_path / "at-fsync"
+    data, content, report = crashed_writer(tmp_path, snapshot_dir=snap)
+    durable = report["fsynced"]
+    logdir = data / TOPIC / LOG
+    assert sorted(f.name for f in snap.iterdir()), "the writer took no snapshot at its fsync"
+    for f in logdir.iterdir():
+        if not f.name.endswith(".log"):
+            f.unlink()
+    for f in snap.iterdir():
+        shutil.copyfile(f, logdir / f.name)
+    seg = segment_path(data, TOPIC, LOG, 0)
+    at = durable + 300
+    if tail == "zero":
+        _damage(seg, at, bytes(len(content) - at), extend=False)
+    elif tail == "garbage":
+        rnd = random.Random(3)
+        _damage(seg, at, bytes(rnd.randrange(256) for _ in range(len(content) - at)), extend=False)
+    elif tail == "short":
+        os.truncate(seg, at)
+    damaged = seg.read_bytes()
+    with reopen(data) as store:
+        assert not store.was_clean
+        check_recovered(store, data, content, durable, damaged)
 
 
 def test_index_pointing_past_the_data(tmp_path):
