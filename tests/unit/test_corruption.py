@@ -176,6 +176,32 @@ def test_power_loss_after_fsync(tmp_path, tail):
         check_recovered(store, data, content, durable, damaged)
 
 
+@pytest.mark.parametrize("kind", ["zero", "garbage"])
+def test_damage_in_an_unsynced_sealed_segment_cuts_from_there(tmp_path, kind):
+    """Sealed but never fsynced segments lose blocks too: the damage sits in the
+    middle of the log; everything from it on is cut (and kept aside, in order)."""
+    data, content, report = crashed_writer(tmp_path, total=12_000, fsync_after=400,
+                                           segment_bytes=2_500, interval=200)
+    durable = report["fsynced"]
+    segs = segments_on_disk(data, TOPIC, LOG)
+    assert len(segs) >= 4 and durable < segs[2][0]
+    base, size = segs[3]
+    hole = 300 if kind == "zero" else 250
+    junk = bytes(hole) if kind == "zero" else bytes(random.Random(1).randrange(256) for _ in range(hole))
+    _damage(segment_path(data, TOPIC, LOG, base), size // 2, junk, extend=False)
+    on_disk = b"".join(segment_path(data, TOPIC, LOG, b).read_bytes() for b, _ in segs)
+    with reopen(data) as store:
+        log = store.log(TOPIC, LOG)
+        end = log.end_offset
+        assert durable <= end <= base + size // 2, f"end {end}: damage at {base + size // 2}"
+        assert read_all(log) == content[:end]
+        assert quarantined_bytes(data, TOPIC, LOG) == on_disk[end:], "quarantine is not what was cut"
+        assert store.recovery_report
+        assert [b for b, _ in segments_on_disk(data, TOPIC, LOG)][-1] <= end
+        check_records(log, content[:end])
+        check_append_after(log, content[:end])
+
+
 def test_index_pointing_past_the_data(tmp_path):
     """The indexes reached the disk, the data did not: the segment is shorter than
     what its index entries point at."""
