@@ -192,13 +192,48 @@ def fsync_stall(seconds: float = 5.0) -> None:
               f"{q(lat, .999) * 1e6:.0f} us | {lat[-1] * 1e3:.1f} ms |")
 
 
+def cold_read_stall(size: int) -> None:
+    """How much a cold read of one log delays small appends to another log."""
+    import threading
+    print(f"\n### 100 B appends to one log during a cold read of a {size // MiB} MiB log\n")
+    with mounted() as (data, mnt, args):
+        os.mkdir(f"{mnt}/t")
+        fill(f"{mnt}/t/big", size)
+        remount(mnt, args)
+        drop_backing_cache(data)
+        done = threading.Event()
+        took: list[float] = []
+
+        def reader() -> None:
+            took.append(timed_cat(f"{mnt}/t/big"))
+            done.set()
+
+        fd = os.open(f"{mnt}/t/small", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        th = threading.Thread(target=reader)
+        th.start()
+        lat = []
+        while not done.is_set():
+            t = time.perf_counter()
+            os.write(fd, b"x" * 99 + b"\n")
+            lat.append(time.perf_counter() - t)
+        th.join()
+        os.close(fd)
+        lat.sort()
+        q = lambda xs, f: xs[min(len(xs) - 1, int(len(xs) * f))]  # noqa: E731
+        print("| cold read | append p50 | append p99 | append p99.9 | append max |")
+        print("| --- | --- | --- | --- | --- |")
+        print(f"| {size / MiB / took[0]:.0f} MB/s | {q(lat, .5) * 1e6:.0f} us | "
+              f"{q(lat, .99) * 1e6:.0f} us | {q(lat, .999) * 1e6:.0f} us | "
+              f"{lat[-1] * 1e3:.1f} ms |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--size-mib", type=int, default=256)
-    ap.add_argument("--only", action="append", choices=["mtime", "read", "append", "fsync"])
+    ap.add_argument("--only", action="append", choices=["mtime", "read", "append", "fsync", "coldread"])
     a = ap.parse_args()
     size = a.size_mib * MiB
-    which = a.only or ["mtime", "read", "append", "fsync"]
+    which = a.only or ["mtime", "read", "append", "fsync", "coldread"]
     if "mtime" in which:
         mtime_policy(size)
     if "read" in which:
@@ -207,6 +242,8 @@ def main() -> None:
         appends()
     if "fsync" in which:
         fsync_stall()
+    if "coldread" in which:
+        cold_read_stall(size)
 
 
 if __name__ == "__main__":
