@@ -77,9 +77,10 @@ def decode_slot(raw: bytes) -> TailMark | None:
 class Checkpoint:
     """The checkpoint file of one log, mapped shared (writer) or read-only (reader)."""
 
-    def __init__(self, path: str, writable: bool) -> None:
+    def __init__(self, path: str, writable: bool, cache=None) -> None:
         self.path = path
         self.writable = writable
+        self.cache = cache
         self._map: mmap.mmap | None = None
 
     def _mapping(self) -> mmap.mmap | None:
@@ -103,6 +104,8 @@ class Checkpoint:
                     self._map = mmap.mmap(fd, FILE_SIZE, prot=mmap.PROT_READ)
                 finally:
                     os.close(fd)
+            if self.cache is not None:  # a mapping holds a descriptor: keep them bounded
+                self.cache.touch(self)
         return self._map
 
     def read(self, slot: int) -> TailMark | None:
@@ -129,7 +132,13 @@ class Checkpoint:
         if m is not None:
             m[0:FILE_SIZE] = bytes(FILE_SIZE)
 
-    def close(self) -> None:
+    def release(self) -> None:
+        """Unmap (the resource cache's eviction); remapped on next use."""
         if self._map is not None:
             self._map.close()
             self._map = None
+
+    def close(self) -> None:
+        self.release()
+        if self.cache is not None:
+            self.cache.forget(self)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .checkpoint import LIVE_SLOT, RECOVERY_SLOT, Checkpoint, TailMark
-from .config import LogConfig, effective_config
+from .config import LogConfig, effective_config, to_strings
 from .errors import (DataGap, NotAppendable, OffsetOutOfRange, ReadOnlyStore,
                      StorageError, StorageIOError)
 from .index import CorruptIndex
@@ -85,7 +85,7 @@ class Log:
         self.directory = directory
         self.writable = not store.readonly
         self.cache = store.cache
-        self.checkpoint = Checkpoint(os.path.join(directory, CHECKPOINT_FILE), self.writable)
+        self.checkpoint = Checkpoint(os.path.join(directory, CHECKPOINT_FILE), self.writable, self.cache)
         self.meta: dict = read_json(os.path.join(directory, LOG_META_FILE))
         self._segments: list[Segment] = []
         self._bases: list[int] = []
@@ -98,11 +98,18 @@ class Log:
         self._dir_mtime = -1
         self._scan: tuple[int, int, int] = (-1, 0, 0)  # reader: (segment base, position, newlines)
         self.bytes_read = 0
+        self._last_append_ms: int | None = None
 
     # -- opening -----------------------------------------------------------------
     def load(self) -> None:
-        """List the segments and load the active one's state (no recovery)."""
+        """List the segments and load the active one's state. A writer repairs
+        index files that are missing or torn (two stats per segment), even after a
+        clean shutdown; the full recovery after an unclean one is the store's job."""
         self._list_segments()
+        if self.writable and self._segments and not self._index_files_look_whole():
+            from .recovery import recover_log
+            self.store.recovery_report.extend(recover_log(self, self.store.clock.now_ms()))
+            self._list_segments()
         if not self._segments:
             if not self.writable:
                 return
@@ -114,12 +121,26 @@ class Log:
         active.sealed = not self.writable
         active.load_tail_state()
         live = self.checkpoint.read(LIVE_SLOT)
-        if live is not None and live.position == active.base + active.size and live.timestamp_ms \
-                and active.size > 0 and (active.last_ms is None or live.timestamp_ms > active.last_ms):
-            active.last_ms = live.timestamp_ms
+        if live is not None and live.position == active.base + active.size and live.timestamp_ms:
+            if active.size > 0 and (active.last_ms is None or live.timestamp_ms > active.last_ms):
+                active.last_ms = live.timestamp_ms
+            self._last_append_ms = live.timestamp_ms
+        if self._last_append_ms is None:
+            self._last_append_ms = self._segments_last_timestamp()
         if self.writable and "created_ms" not in self.meta:
             self.meta["created_ms"] = self.store.clock.now_ms()
             self.save_meta()
+
+    def _index_files_look_whole(self) -> bool:
+        for seg in self._segments:
+            for path in (seg.offset_index_path, seg.time_index_path):
+                try:
+                    size = os.stat(path).st_size
+                except FileNotFoundError:
+                    return False
+                if size < 32 or (size - 32) % 12:
+                    return False
+        return True
 
     def _list_segments(self) -> None:
         try:
@@ -197,12 +218,17 @@ class Log:
 
     @property
     def last_append_ms(self) -> int | None:
+        if self.writable:
+            return self._last_append_ms
         self._maybe_refresh()
-        if not self.writable and self._segments:
+        if self._segments:
             live = self.checkpoint.read(LIVE_SLOT)
             last = self._segments[-1]
             if live is not None and live.timestamp_ms and last.base <= live.position:
                 return live.timestamp_ms
+        return self._segments_last_timestamp()
+
+    def _segments_last_timestamp(self) -> int | None:
         for seg in reversed(self._segments):
             ts = seg.largest_timestamp()
             if ts is not None:
@@ -219,13 +245,13 @@ class Log:
 
     # -- configuration and attributes -------------------------------------------
     @property
-    def config_overrides(self) -> dict:
-        return dict(self.meta.get("config", {}))
+    def config_overrides(self) -> dict[str, str]:
+        return to_strings(self.meta.get("config", {}))
 
     @property
     def config(self) -> LogConfig:
         if self._config is None:
-            self._config = effective_config(self.config_overrides,
+            self._config = effective_config(self.meta.get("config", {}),
                                             self.store.topic_overrides(self.topic),
                                             self.store.defaults)
         return self._config
@@ -265,9 +291,12 @@ class Log:
         if seg.size > 0 and (seg.size + len(data) > cfg.segment_bytes or
                              (seg.first_ms is not None and now - seg.first_ms >= cfg.segment_ms)):
             self.roll(now)
+            if cfg.retention_bytes >= 0 or cfg.retention_ms >= 0:
+                self.apply_retention(now)  # SPEC: retention is applied whenever a segment rolls
             seg = self._segments[-1]
         position = seg.base + seg.size
         seg.append(data, now, cfg.index_interval_bytes)
+        self._last_append_ms = seg.last_ms
         self.checkpoint.write_live(seg.base + seg.size, seg.base + seg.interval_start, seg.crc,
                                    seg.last_ms or now)
         self.unflushed = True

@@ -123,15 +123,17 @@ def _index_ok(seg: Segment, size: int) -> tuple[bool, int]:
             break
         tkeep += 1
         prev_t, prev_p = t, pos
-    # rewrite whole-entry lengths (torn last entry) and drop entries past the data
-    oindex.count = len(entries) + (1 if (os.stat(oindex.path).st_size - 32) % 12 else 0)
-    oindex.truncate(keep)
-    tindex.count = len(tentries) + (1 if (os.stat(tindex.path).st_size - 32) % 12 else 0)
-    tindex.truncate(tkeep)
+    # drop torn last entries and entries past the data
+    torn = 0
+    for index, n_entries, n_keep in ((oindex, len(entries), keep), (tindex, len(tentries), tkeep)):
+        partial = 1 if (os.stat(index.path).st_size - 32) % 12 else 0
+        torn += partial
+        index.count = n_entries + partial
+        index.truncate(n_keep)
     oindex.close()
     tindex.close()
     seg.close()
-    return True, trimmed + (len(tentries) - tkeep)
+    return True, trimmed + (len(tentries) - tkeep) + torn
 
 
 def recover_log(log, clock_ms: int) -> list[RecoveryAction]:

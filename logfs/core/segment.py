@@ -19,6 +19,7 @@ from .index import (FLAG_RECORD_BOUNDARY, OFFSET_MAGIC, TIME_MAGIC, CorruptIndex
 from .naming import offset_index_name, segment_name, time_index_name
 
 SCAN_CHUNK = 1 << 20
+FIRST_SCAN = 16 << 10  # seeks read this much first, doubling up to SCAN_CHUNK
 
 
 class Segment:
@@ -91,6 +92,8 @@ class Segment:
             self._oindex = IndexFile.open(self.offset_index_path, OFFSET_MAGIC, self.cache,
                                           writable=self.writable and not self.sealed,
                                           strict=self.writable)
+        elif not self.writable:  # a reader: the writer may have appended entries
+            self._oindex.refresh_count()
         return self._oindex
 
     def time_index(self) -> IndexFile:
@@ -98,6 +101,8 @@ class Segment:
             self._tindex = IndexFile.open(self.time_index_path, TIME_MAGIC, self.cache,
                                           writable=self.writable and not self.sealed,
                                           strict=self.writable)
+        elif not self.writable:
+            self._tindex.refresh_count()
         return self._tindex
 
     @property
@@ -247,8 +252,10 @@ class Segment:
         need = m - records + 1
         end = self.size if self.size >= 0 else self.stat_size()
         fd = self.fd()
+        step = FIRST_SCAN
         while pos < end:
-            chunk = os.pread(fd, min(SCAN_CHUNK, end - pos), pos)
+            chunk = os.pread(fd, min(step, end - pos), pos)
+            step = min(step * 2, SCAN_CHUNK)
             if not chunk:
                 break
             count = chunk.count(b"\n")
@@ -284,8 +291,10 @@ class Segment:
     def last_newline_before(self, pos: int) -> int:
         """Position just after the last newline in ``[0, pos)``, or -1 if none."""
         fd = self.fd()
+        step = FIRST_SCAN
         while pos > 0:
-            start = max(0, pos - SCAN_CHUNK)
+            start = max(0, pos - step)
+            step = min(step * 2, SCAN_CHUNK)
             chunk = os.pread(fd, pos - start, start)
             at = chunk.rfind(b"\n")
             if at >= 0:

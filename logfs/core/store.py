@@ -229,7 +229,7 @@ class LogStore:
         return sorted(n for n in os.listdir(tdir) if is_user_name(n) and os.path.isdir(os.path.join(tdir, n)))
 
     def has_log(self, topic: str, name: str) -> bool:
-        if (topic, name) in self._logs:
+        if not self.readonly and (topic, name) in self._logs:
             return True
         return self.has_topic(topic) and is_user_name(name) and "/" not in name \
             and name not in (".", "..") and os.path.isdir(self._log_dir(topic, name))
@@ -237,7 +237,7 @@ class LogStore:
     def log(self, topic: str, name: str) -> Log:
         key = (topic, name)
         log = self._logs.get(key)
-        if log is not None:
+        if log is not None and (not self.readonly or os.path.isdir(log.directory)):
             return log
         if not self.has_log(topic, name):
             raise NotFound(f"log {topic}/{name} does not exist")
