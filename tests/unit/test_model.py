@@ -348,13 +348,17 @@ class LogModel(RuleBasedStateMachine):
         # seeks, every step: a spread of append times (and just after them) and of records
         times = sorted({a[2] for a in self.appends})
         pick = times if len(times) <= 12 else times[::len(times) // 8] + times[-4:]
-        for t in pick:
-            self.check_time_position(self.log, t)
-            self.check_time_position(self.log, t + 1)
         records = self.content.count(b"\n")
-        for n in sorted({0, 1, records // 3, records // 2, records - 1, records, records + 1}):
-            if n >= 0:
-                self.check_record_position(self.log, n)
+        for view in (self.log, self.reader.log(TOPIC, LOG)):
+            for t in pick:
+                self.check_time_position(view, t)
+                self.check_time_position(view, t + 1)
+            for n in sorted({0, 1, records // 3, records // 2, records - 1, records, records + 1}):
+                if n >= 0:
+                    self.check_record_position(view, n)
+        d = self.log.describe()
+        assert (d["start_offset"], d["end_offset"], d["records"], d["segments"]) == \
+            (segs[0][0], len(self.content), records, len(segs)), f"describe() disagrees: {d}"
         if self.appends and self.appends[-1][0] >= segs[0][0]:
             assert self.log.last_append_ms == self.appends[-1][2], "last_append_ms"
 
