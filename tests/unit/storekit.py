@@ -157,15 +157,19 @@ def abandon(store, data: Path) -> None:
 
 def deterministic_stream(n: int, seed: int = 1) -> bytes:
     """*n* bytes of printable lines (no NUL), the same in every process."""
-    out = bytearray()
+    alphabet = b"abcdefghijklmnopqrstuvwxyz" * 5
+    parts = []
+    size = 0
     i = 0
-    while len(out) < n:
+    while size < n:
         width = 10 + (i * 37 + seed * 11) % 90
-        body = f"{seed}:{i:09d}:".encode()
-        filler = bytes(0x61 + (i + k) % 26 for k in range(max(0, width - len(body))))
-        out += body + filler + b"\n"
+        body = b"%d:%09d:" % (seed, i)
+        k = i % 26
+        line = body + alphabet[k:k + max(0, width - len(body))] + b"\n"
+        parts.append(line)
+        size += len(line)
         i += 1
-    return bytes(out[:n])
+    return b"".join(parts)[:n]
 
 
 def chunk_plan(total: int, seed: int = 1) -> list[int]:

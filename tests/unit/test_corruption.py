@@ -332,3 +332,69 @@ def test_missing_middle_segment(tmp_path, shutdown):
             assert log.record_position(n) == starts[n]
         check_append_after(log, content)
         assert quarantined(data, TOPIC, LOG) == []
+
+
+# -- kill -9 at a random moment, again and again ------------------------------------------
+
+KILL_LOOP = r'''
+import sys
+from logfs.core import open_log_store
+sys.path.insert(0, sys.argv[2])
+from storekit import deterministic_stream
+content = deterministic_stream(int(sys.argv[3]))
+store = open_log_store(sys.argv[1], defaults={"segment.bytes": "50000", "index.interval.bytes": "300"})
+if "t" not in store.topics():
+    store.create_topic("t")
+log = store.log("t", "l") if store.has_log("t", "l") else store.create_log("t", "l")
+pos = log.end_offset
+print("STARTED", pos, flush=True)
+sizes = [1, 70, 333, 4096, 20000, 9]
+i = 0
+while pos < len(content):
+    n = sizes[i % len(sizes)]
+    assert log.append(content[pos:pos + n]) == pos
+    pos += len(content[pos:pos + n])
+    i += 1
+    if i % 97 == 0:
+        log.fsync()
+print("FINISHED", flush=True)
+'''
+
+
+def test_kill_at_random_moments(tmp_path):
+    import subprocess
+    import sys
+    import time as _time
+
+    from storekit import HERE
+    data = tmp_path / "data"
+    data.mkdir()
+    total = 8 * 1024 * 1024
+    stream = deterministic_stream(total)
+    rnd = random.Random(11)
+    prev_end = 0
+    seen_quarantine: set[str] = set()
+    for round_ in range(6):
+        proc = subprocess.Popen([sys.executable, "-c", KILL_LOOP, str(data), str(HERE), str(total)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        line = proc.stdout.readline()
+        assert line.startswith("STARTED"), line + proc.stderr.read()
+        _time.sleep(rnd.uniform(0.01, 0.15))
+        proc.kill()
+        proc.wait()
+        on_disk = b"".join(segment_path(data, "t", "l", b).read_bytes() for b, _ in segments_on_disk(data, "t", "l"))
+        with open_log_store(str(data)) as store:
+            assert not store.was_clean
+            log = store.log("t", "l")
+            end = log.end_offset
+            assert end >= prev_end, f"round {round_}: end went back from {prev_end} to {end}"
+            assert read_all(log) == stream[:end], f"round {round_}: content is not the stream"
+            assert log.records == stream.count(b"\n", 0, end)
+            new = [(n, c) for n, c in quarantined(data, "t", "l") if n not in seen_quarantine]
+            cut = b"".join(c for _n, c in new)
+            assert cut == on_disk[end:], f"round {round_}: quarantine is not what was cut"
+            assert stream[end:end + len(cut)] == cut, "recovery cut real data that was not an in-flight append"
+            assert len(cut) <= 20000, f"round {round_}: cut {len(cut)} bytes, more than one append"
+            seen_quarantine.update(n for n, _c in new)
+            prev_end = end
+    assert prev_end > 0
