@@ -27,6 +27,7 @@ import json
 import os
 import random
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -246,6 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.quiet:
         print(f"logfs core benchmark: {args.size_mib} MiB per phase in {workdir} ({fstype} on {device})",
               file=sys.stderr)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # clean up on kill, like on ^C
     try:
         results = run(args.size_mib, args.seeks, workdir, args.quiet)
     finally:
