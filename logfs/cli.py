@@ -26,6 +26,7 @@ examples:
   tail -F /mnt/logs/orders/eu                  # follow it
   logfs describe /mnt/logs/orders/eu           # offsets, records, segments, config
   logfs config /mnt/logs/orders retention.ms=604800000
+  logfs serve ./data --port 8480               # the HTTP exporter: curl localhost:8480/orders/eu
   logfs umount /mnt/logs
 
 Run `logfs COMMAND --help` for each command's options.
@@ -326,6 +327,28 @@ def cmd_config(args) -> int:
     return 0
 
 
+def _add_serve(sub) -> None:
+    from logfs.exporter.cli import add_arguments
+    p = sub.add_parser(
+        "serve", help="serve DATA's logs read-only over HTTP (curl is a client)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Serve the logs in DATA over HTTP/1.1, read-only, zero-copy (sendfile).\n"
+                    "Runs beside a mount (or without one) as a separate reader process.",
+        epilog="examples:\n"
+               "  logfs serve ./data --port 8480\n"
+               "  curl localhost:8480/                                 # topics and logs (JSON)\n"
+               "  curl localhost:8480/orders/eu                        # a whole log\n"
+               "  curl -N 'localhost:8480/orders/eu?follow=1&since=10m' # tail -f over HTTP\n"
+               "see docs/exporter.md for ranges, ?record=, ?last=, ?until=, auth and metrics")
+    add_arguments(p)
+    p.set_defaults(func=cmd_serve)
+
+
+def cmd_serve(args) -> int:
+    from logfs.exporter.cli import run
+    return run(args, prog="logfs serve")
+
+
 # ----------------------------------------------------------------------- main
 
 def build_parser() -> argparse.ArgumentParser:
@@ -341,6 +364,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_umount(sub)
     _add_config(sub)
     _add_describe(sub)
+    _add_serve(sub)
     return parser
 
 

@@ -25,7 +25,7 @@ FOLLOW_DEADLINE_S = 1.0      # the issue: curl -N must show each line within 1 s
 
 
 class Exporter:
-    """A running ``python -m logfs.exporter`` process."""
+    """A running ``logfs serve`` process."""
 
     def __init__(self, proc: subprocess.Popen, host: str, port: int, stderr_path: Path) -> None:
         self.proc = proc
@@ -101,7 +101,8 @@ class Exporter:
 def start_exporter(data: Path, tmp_path: Path, *args: str, prefix: list[str] | None = None,
                    name: str = "exporter") -> Exporter:
     stderr_path = tmp_path / f"{name}.stderr"
-    cmd = (prefix or []) + [sys.executable, "-m", "logfs.exporter", str(data), "--port", "0", *args]
+    # through the real entry point, `logfs serve` (logfs.cli), as users run it
+    cmd = (prefix or []) + [sys.executable, "-m", "logfs.cli", "serve", str(data), "--port", "0", *args]
     env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
     err = open(stderr_path, "wb")
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, env=env, cwd=str(ROOT),
