@@ -12,8 +12,8 @@ it changes at most once per granularity while the log is written, and the append
 bytes themselves reach readers through ``st_size``, which is always exact
 (``end_offset``). docs/fuse.md has the measurements.
 
-Logs keep mode/uid/gid in the core (persisted). The root and topics keep theirs here,
-in memory, for the life of the mount.
+Logs keep mode/uid/gid in the core (persisted in log.json). The root and topics use
+those of their backing directories in DATA, so they persist too.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import stat
 import time
+from typing import Callable
 
 import pyfuse3
 
@@ -63,44 +64,31 @@ def log_attributes(ino: int, log, granularity_ns: int) -> pyfuse3.EntryAttribute
 
 
 class DirAttrs:
-    """mode, uid, gid and mtime of the root and of topics, in memory."""
+    """mode, uid, gid and mtime of the root and of topics: those of the backing
+    directories in DATA (the data directory itself for the root), so ``chmod`` and
+    ``chown`` persist across mounts and the mtime changes when logs come and go."""
 
-    def __init__(self, data_dir: str, root_ino: int) -> None:
-        st = os.stat(data_dir)
-        self._owner = (st.st_uid, st.st_gid)
-        self._start_ns = time.time_ns()
-        self._rows: dict[int, list[int]] = {
-            root_ino: [stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid, self._start_ns]}
-
-    def _row(self, ino: int) -> list[int]:
-        row = self._rows.get(ino)
-        if row is None:
-            row = self._rows[ino] = [0o755, *self._owner, self._start_ns]
-        return row
+    def __init__(self, path_of: Callable[[int], str]) -> None:
+        self._path_of = path_of
 
     def created(self, ino: int, mode: int, uid: int, gid: int) -> None:
-        self._rows[ino] = [stat.S_IMODE(mode), uid, gid, time.time_ns()]
+        self.update(ino, mode, uid, gid)
 
     def update(self, ino: int, mode: int | None, uid: int | None, gid: int | None) -> None:
-        row = self._row(ino)
-        for i, v in enumerate((mode, uid, gid)):
-            if v is not None:
-                row[i] = v
-
-    def touch(self, ino: int) -> None:
-        """The directory's entries changed: its mtime is now."""
-        self._row(ino)[3] = time.time_ns()
-
-    def forget(self, ino: int) -> None:
-        self._rows.pop(ino, None)
+        """Apply chmod/chown to the backing directory. Raises OSError."""
+        path = self._path_of(ino)
+        if uid is not None or gid is not None:
+            os.chown(path, -1 if uid is None else uid, -1 if gid is None else gid)
+        if mode is not None:
+            os.chmod(path, stat.S_IMODE(mode))
 
     def attributes(self, ino: int, nlink: int) -> pyfuse3.EntryAttributes:
-        mode, uid, gid, t = self._row(ino)
+        st = os.stat(self._path_of(ino))
         a = _base(ino)
-        a.st_mode = stat.S_IFDIR | mode
+        a.st_mode = stat.S_IFDIR | stat.S_IMODE(st.st_mode)
         a.st_nlink = nlink
-        a.st_uid, a.st_gid = uid, gid
+        a.st_uid, a.st_gid = st.st_uid, st.st_gid
         a.st_size = 4096
         a.st_blocks = 8
-        a.st_mtime_ns = a.st_ctime_ns = a.st_atime_ns = a.st_birthtime_ns = t
+        a.st_mtime_ns = a.st_ctime_ns = a.st_atime_ns = a.st_birthtime_ns = st.st_mtime_ns
         return a

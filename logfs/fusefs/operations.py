@@ -145,7 +145,7 @@ class LogfsOperations(pyfuse3.Operations):
         self._dir_handles: dict[int, list[str] | None] = {}
         self._dir_inode: dict[int, int] = {}
         self._next_dir_fh = itertools.count(1 << 40)
-        self.dir_attrs = DirAttrs(data_dir, ROOT_INODE)
+        self.dir_attrs = DirAttrs(self._dir_path)
 
     # ----------------------------------------------------------------- helpers
 
@@ -156,6 +156,13 @@ class LogfsOperations(pyfuse3.Operations):
         if not node.linked and node.kind is not Kind.ROOT:
             raise Refused(errno.ENOENT, f"{'/'.join(self.inodes.path(node))} was removed")
         return node
+
+    def _dir_path(self, ino: int) -> str:
+        """The backing directory of the root or a topic."""
+        node = self.inodes[ino]
+        if node.kind is Kind.ROOT:
+            return self.store.data_dir
+        return os.path.join(self.store.data_dir, node.name)
 
     def _log_of(self, node: Node):
         if node.kind is not Kind.LOG:
@@ -183,9 +190,6 @@ class LogfsOperations(pyfuse3.Operations):
         a = self.attributes(node)
         self.inodes.remember(node)
         return a
-
-    def _touch_dir(self, ino: int) -> None:
-        self.dir_attrs.touch(ino)
 
     def invalidate_data(self, node: Node) -> None:
         """Drop the kernel's cached pages of a log, from a background task."""
@@ -228,7 +232,6 @@ class LogfsOperations(pyfuse3.Operations):
         lg = self.store.create_log(topic, lname)
         umask = getattr(ctx, "umask", 0)
         lg.set_attrs(mode=stat.S_IMODE(mode) & ~umask, uid=ctx.uid, gid=ctx.gid)
-        self._touch_dir(parent)
         return self.inodes.ensure(parent, lname, Kind.LOG)
 
     # ---------------------------------------------------------------- namespace
@@ -277,7 +280,10 @@ class LogfsOperations(pyfuse3.Operations):
             if node.kind is Kind.LOG:
                 self._log_of(node).set_attrs(mode=mode, uid=uid, gid=gid)
             else:
-                self.dir_attrs.update(node.ino, mode, uid, gid)
+                try:
+                    self.dir_attrs.update(node.ino, mode, uid, gid)
+                except OSError as exc:
+                    raise Refused(exc.errno or errno.EIO, f"chmod/chown of a directory: {exc.strerror}") from None
         # atime/mtime updates (touch, utimensat) are accepted and ignored: a log's
         # mtime is its last append, at the mount's mtime granularity.
         return self.attributes(node)
@@ -291,8 +297,10 @@ class LogfsOperations(pyfuse3.Operations):
         self.store.create_topic(topic)
         umask = getattr(ctx, "umask", 0)
         node = self.inodes.ensure(ROOT_INODE, topic, Kind.TOPIC)
-        self.dir_attrs.created(node.ino, mode & ~umask, ctx.uid, ctx.gid)
-        self._touch_dir(ROOT_INODE)
+        try:
+            self.dir_attrs.created(node.ino, mode & ~umask, ctx.uid, ctx.gid)
+        except OSError as exc:  # not root: keep the daemon's ownership
+            log.info("mkdir %s: keeping the daemon's ownership: %s", topic, exc.strerror)
         return self._entry(node)
 
     @fuse_handler
@@ -326,7 +334,6 @@ class LogfsOperations(pyfuse3.Operations):
             raise Refused(errno.EISDIR, "a topic is a directory: use rmdir or rm -r")
         self.store.delete_log(parent.name, sname)
         self.inodes.unlink(parent.ino, sname)
-        self._touch_dir(parent.ino)
 
     @fuse_handler
     async def rmdir(self, parent_inode, name, ctx):
@@ -335,10 +342,7 @@ class LogfsOperations(pyfuse3.Operations):
         if parent.kind is not Kind.ROOT:
             raise Refused(errno.ENOTDIR, "a log is not a directory")
         self.store.delete_topic(sname)
-        gone = self.inodes.unlink(ROOT_INODE, sname)
-        if gone is not None:
-            self.dir_attrs.forget(gone.ino)
-        self._touch_dir(ROOT_INODE)
+        self.inodes.unlink(ROOT_INODE, sname)
 
     @fuse_handler
     async def rename(self, parent_inode_old, name_old, parent_inode_new, name_new, flags, ctx):
@@ -358,8 +362,6 @@ class LogfsOperations(pyfuse3.Operations):
             if (old_parent.ino, old) != (new_parent.ino, new):
                 self.store.rename_log(old_parent.name, old, new_parent.name, new)
         self.inodes.move(old_parent.ino, old, new_parent.ino, new)
-        self._touch_dir(old_parent.ino)
-        self._touch_dir(new_parent.ino)
 
     # -------------------------------------------------------------- directories
 

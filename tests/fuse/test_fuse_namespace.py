@@ -108,6 +108,7 @@ def test_chmod_chown_are_kept_and_enforced(mount_factory):
     st = os.stat(m.p("t", "log"))
     assert (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid) == (0o600, 1234, 5678)
     os.chmod(m.p("t"), 0o750)
+    os.chown(m.p("t"), 4321, 8765)
     assert stat.S_IMODE(os.stat(m.p("t")).st_mode) == 0o750
     # enforced by the kernel (default_permissions): nobody may not read a 0600 file of uid 1234
     r = run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "cat",
@@ -118,6 +119,9 @@ def test_chmod_chown_are_kept_and_enforced(mount_factory):
     m.mount()
     st = os.stat(m.p("t", "log"))
     assert (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid) == (0o600, 1234, 5678)
+    st = os.stat(m.p("t"))
+    assert (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid) == (0o750, 4321, 8765), \
+        "a topic's chmod/chown must survive a remount"
 
 
 def test_du_df_give_true_figures(mount_factory):
