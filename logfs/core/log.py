@@ -522,6 +522,36 @@ class Log:
             return self.start_offset
         return self._record_start_at_or_before(seg.base + rel, i)
 
+    def time_end_position(self, t_ms: int) -> int:
+        """End of the records appended at or before *t_ms* (``?until=``): the first
+        time-index entry later than *t_ms*, cut back to a record boundary; the end of
+        the last complete record if nothing later was appended. Never drops a record
+        appended at or before *t_ms*; may include up to about one index interval of
+        later ones. A binary search over segments, then over one time index."""
+        self._maybe_refresh()
+        segments = self._segments
+        n = len(segments)
+        if n and _last_entry_timestamp(segments[-1]) is None:
+            n -= 1  # an empty active segment has no entries yet
+        lo, hi = 0, n
+        while lo < hi:  # the first segment holding an entry later than t_ms
+            mid = (lo + hi) // 2
+            last = _last_entry_timestamp(segments[mid])
+            if last is not None and last > t_ms:
+                hi = mid
+            else:
+                lo = mid + 1
+        end = self.end_offset
+        if lo < n:
+            seg = segments[lo]
+            tindex = seg.time_index()
+            k = tindex.bisect_right(lambda e: e[0], t_ms)
+            if k < tindex.count:
+                limit = seg.base + tindex.get(k)[1]
+                if limit < end:
+                    return max(self.start_offset, self._record_start_at_or_before(limit, lo))
+        return self.record_position(self.records)
+
     def _record_start_at_or_before(self, pos: int, i: int) -> int:
         end = self.end_offset
         if pos >= end:
@@ -629,6 +659,14 @@ def _first_timestamp(seg: Segment) -> int | None:
     except (OSError, CorruptIndex):
         return None
     return first[0] if first else None
+
+
+def _last_entry_timestamp(seg: Segment) -> int | None:
+    try:
+        last = seg.time_index().last()
+    except (OSError, CorruptIndex):
+        return None
+    return last[0] if last else None
 
 
 def _fsync_path(path: str) -> None:

@@ -134,92 +134,15 @@ def _beyond_end(log: Log, what: str) -> HttpError:
                       (b"logfs-end-offset", str(end).encode())])
 
 
-def _record_boundary_at_or_before(log: Log, pos: int) -> int:
-    """The start of the record holding byte *pos* (or *pos* itself if a record
-    starts there); the end of the last complete record if *pos* is the end."""
-    start = log.start_offset
-    if pos <= start:
-        return start
-    if log.read(pos - 1, 1) == b"\n":  # the usual case: appends are whole lines
-        return pos
-    for seg in reversed(log.segments()):
-        if seg.base < pos:
-            at = seg.last_newline_before(pos - seg.base)
-            if at >= 0:
-                return seg.base + at
-            pos = seg.base
-    return start
-
-
-def _first_timestamp(seg) -> int | None:
-    tindex = seg.time_index()
-    tindex.refresh_count()
-    return tindex.get(0)[0] if tindex.count else None
-
-
 def since_position(log: Log, t_ms: int) -> int:
-    """Start of the first record appended at or after *t_ms*, or up to one index
-    interval earlier (the record holding the last time-index entry before *t_ms*).
-
-    The core's ``Log.time_position`` gives the same answer to its writer, but a
-    reader's view keeps the entry count of a time index it opened earlier, so for a
-    growing log it answers from stale entries (arbitrarily early: the whole active
-    segment). Here every index consulted is refreshed first (one fstat each, on
-    O(log segments) indexes)."""
-    segments = log.segments()
-    lo, hi = 0, len(segments)
-    while lo < hi:  # the last segment whose first time entry is < t_ms
-        mid = (lo + hi) // 2
-        first = _first_timestamp(segments[mid])
-        if first is not None and first < t_ms:
-            lo = mid + 1
-        else:
-            hi = mid
-    if lo == 0:
-        return log.start_offset
-    seg = segments[lo - 1]
-    tindex = seg.time_index()  # refreshed by the bisection or just below
-    tindex.refresh_count()
-    k = tindex.bisect_right(lambda e: e[0], t_ms - 1)  # entries earlier than t_ms
-    if k == 0:  # pragma: no cover - the bisection guarantees one
-        return max(log.start_offset, seg.base)
-    return max(log.start_offset, _record_boundary_at_or_before(log, seg.base + tindex.get(k - 1)[1]))
-
-
-def _last_timestamp(seg) -> int | None:
-    tindex = seg.time_index()
-    tindex.refresh_count()
-    return tindex.get(tindex.count - 1)[0] if tindex.count else None
+    """Start of the first record appended at or after *t_ms* (core: never later,
+    at most about one index interval earlier)."""
+    return max(log.start_offset, log.time_position(t_ms))
 
 
 def until_position(log: Log, t_ms: int) -> int:
-    """End of the records appended at or before *t_ms*: the position of the first
-    time-index entry later than *t_ms*, cut back to a record boundary; the end of the
-    last complete record if no append is later. Never drops a record appended at or
-    before *t_ms*; may include up to one index interval of later ones. A binary
-    search over the segments, then over one time index."""
-    segments = log.segments()
-    if segments and _last_timestamp(segments[-1]) is None:
-        segments = segments[:-1]  # an empty active segment has no entries yet
-    lo, hi = 0, len(segments)
-    while lo < hi:  # the first segment holding an entry later than t_ms
-        mid = (lo + hi) // 2
-        last = _last_timestamp(segments[mid])
-        if last is not None and last > t_ms:
-            hi = mid
-        else:
-            lo = mid + 1
-    end = log.end_offset
-    limit = end
-    if lo < len(segments):
-        seg = segments[lo]
-        tindex = seg.time_index()
-        k = tindex.bisect_right(lambda e: e[0], t_ms)
-        if k < tindex.count:
-            limit = seg.base + tindex.get(k)[1]
-    if limit >= end:
-        return log.record_position(log.records)
-    return _record_boundary_at_or_before(log, limit)
+    """End of the records appended at or before *t_ms* (core: never drops one)."""
+    return log.time_end_position(t_ms)
 
 
 def _start_for(log: Log, q: LogQuery) -> int:
