@@ -68,6 +68,7 @@ class LogModel(RuleBasedStateMachine):
         self.defaults = {"segment.bytes": str(segment_bytes), "index.interval.bytes": str(interval),
                          "segment.ms": str(segment_ms)}
         self.segment_bytes, self.interval, self.segment_ms = segment_bytes, interval, segment_ms
+        self.max_segment_bytes, self.max_interval = segment_bytes, interval  # bounds over all data
         self.retention_bytes = -1
         self.retention_ms = -1
         self.store = open_log_store(str(self.data), defaults=self.defaults, clock=self.clock)
@@ -225,6 +226,25 @@ class LogModel(RuleBasedStateMachine):
             self.retention_ms = value
             assert self.log.config.retention_ms == value
 
+    @rule(key=st.sampled_from(["segment.bytes", "index.interval.bytes", "segment.ms"]),
+          choice=st.integers(0, 3))
+    def change_config(self, key: str, choice: int) -> None:
+        """Settings change while the log holds data written under the old ones."""
+        value = {"segment.bytes": [14, 64, 300, 2000], "index.interval.bytes": [1, 16, 100, 4096],
+                 "segment.ms": [5, 1000, 60_000, 7 * 24 * 3600 * 1000]}[key][choice]
+        self.store.set_log_config(TOPIC, LOG, {key: str(value)})
+        if key == "segment.bytes":
+            self.segment_bytes = value
+            self.max_segment_bytes = max(self.max_segment_bytes, value)
+            assert self.log.config.segment_bytes == value
+        elif key == "index.interval.bytes":
+            self.interval = value
+            self.max_interval = max(self.max_interval, value)
+            assert self.log.config.index_interval_bytes == value
+        else:
+            self.segment_ms = value
+            assert self.log.config.segment_ms == value
+
     @rule()
     def maintenance(self) -> None:
         before = segments_on_disk(self.data, TOPIC, LOG)
@@ -316,7 +336,7 @@ class LogModel(RuleBasedStateMachine):
         assert pos == expected, f"record_position({n}) = {pos}, expected {expected} (start {start})"
 
     def check_time_position(self, log, t: int) -> None:
-        check_time_position(log, bytes(self.content), self.appends, t, self.interval)
+        check_time_position(log, bytes(self.content), self.appends, t, self.max_interval)
 
     @invariant()
     def agrees_with_model(self) -> None:
@@ -341,9 +361,9 @@ class LogModel(RuleBasedStateMachine):
             inside = self.appends_in(b0, s0)
             assert inside and inside[0][0] == b0 and sum(a[1] for a in inside) == s0, \
                 f"segment {b0} does not hold whole appends"
-            assert s0 - inside[-1][1] < self.segment_bytes, (
+            assert s0 - inside[-1][1] < self.max_segment_bytes, (
                 f"sealed segment {b0} has {s0} bytes: it had reached segment.bytes "
-                f"{self.segment_bytes} before its last append")
+                f"{self.max_segment_bytes} before its last append")
         assert segs[-1][0] + segs[-1][1] == len(self.content), f"last segment does not end at the end: {segs}"
         # seeks, every step: a spread of append times (and just after them) and of records
         times = sorted({a[2] for a in self.appends})
