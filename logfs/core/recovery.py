@@ -167,16 +167,14 @@ def recover_log(log, clock_ms: int) -> list[RecoveryAction]:
     for i, seg in enumerate(segments):
         is_last = i == len(segments) - 1
         seg_end = seg.base + seg.size
-        # overlap with the next segment: bytes past the next one's base are not real
         if not is_last and seg_end > segments[i + 1].base:
-            cut_at = segments[i + 1].base
-            act("overlap", f"segment {seg.base} runs past the next segment's start {cut_at}",
-                offset=cut_at, length=seg_end - cut_at)
-            cut_at = cut_at  # handled by the cut below for this segment only
-            _cut_segment_tail(log, seg, cut_at - seg.base, act, clock_ms)
-            seg.size = cut_at - seg.base
-            seg_end = cut_at
-            cut_at = None
+            # bytes past the next segment's base were never appended to this one
+            next_base = segments[i + 1].base
+            act("overlap", f"segment {seg.base} runs past the next segment's start {next_base}",
+                offset=next_base, length=seg_end - next_base)
+            _cut_segment_tail(log, seg, next_base - seg.base, act, clock_ms)
+            seg.size = next_base - seg.base
+            seg_end = next_base
         if not is_last and seg_end < segments[i + 1].base:
             act("gap", f"bytes [{seg_end}, {segments[i + 1].base}) are missing (a segment file is gone); "
                 "the rest of the log stays readable", offset=seg_end, length=segments[i + 1].base - seg_end)
