@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from .checkpoint import LIVE_SLOT, RECOVERY_SLOT, Checkpoint, TailMark
 from .config import LogConfig, effective_config, to_strings
-from .errors import (DataGap, NotAppendable, OffsetOutOfRange, ReadOnlyStore,
+from .errors import (DataGap, NotAppendable, NotFound, OffsetOutOfRange, ReadOnlyStore,
                      StorageError, StorageIOError)
 from .index import CorruptIndex
 from .naming import CHECKPOINT_FILE, LOG_META_FILE, list_segment_bases
@@ -147,7 +147,6 @@ class Log:
             st = os.stat(self.directory)
             names = os.listdir(self.directory)
         except FileNotFoundError:
-            from .errors import NotFound
             raise NotFound(f"log {self.topic}/{self.name} does not exist") from None
         self._dir_mtime = st.st_mtime_ns
         bases = list_segment_bases(names)
