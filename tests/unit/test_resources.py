@@ -95,3 +95,24 @@ def test_writer_opens_lazily_and_stays_bounded(many):
     _assert_bounded(counts, fds0, "writer")
     assert fd_count() <= fds0 + 1, "close left descriptors open"
     assert maps_under(many) == maps0, "close left files mapped"
+
+
+def test_recovery_of_many_logs_keeps_descriptors_bounded(many):
+    """After a crash every log is verified; that must not leave every log open."""
+    from storekit import abandon
+    store = open_log_store(str(many))
+    for topic in store.topics()[:3]:
+        for name in store.logs(topic)[:5]:
+            store.log(topic, name).append(b"before the crash\n")
+    abandon(store, many)
+    fds0 = fd_count()
+    t0 = time.monotonic()
+    with open_log_store(str(many)) as store:
+        took = time.monotonic() - t0
+        assert not store.was_clean
+        held = fd_count() - fds0
+        assert held < 600, f"recovery of {TOPICS * LOGS_PER_TOPIC} logs left {held} descriptors open"
+        assert took < 20, f"recovery of {TOPICS * LOGS_PER_TOPIC * SEGMENTS} segments took {took:.1f}s"
+        assert list(many.rglob("*quarantine*")) == [], "recovery after kill -9 cut data"
+        log = store.log(store.topics()[0], store.logs(store.topics()[0])[0])
+        assert log.read(log.end_offset - 17, 17) == b"before the crash\n"
