@@ -113,3 +113,31 @@ def test_reader_copes_with_segments_deleted_under_it(tmp_path):
                     rlog.read(a, 10)
             assert rlog.read(start, 20_000) == content[start:]
             assert rlog.record_position(rlog.records) == content.rfind(b"\n") + 1
+
+
+def test_reader_sees_the_writers_namespace_changes(tmp_path):
+    """A long-lived reader (the exporter) must follow creates, deletes, renames — and
+    a log deleted and created again under the same name is a new, empty log, not
+    the old bytes."""
+    from logfs.core import NotFound
+    data = tmp_path / "data"
+    data.mkdir()
+    with open_log_store(str(data)) as store, open_log_store(str(data), readonly=True) as reader:
+        assert reader.topics() == []
+        store.create_topic("t")
+        store.create_log("t", "l").append(b"old data\n" * 100)
+        assert reader.topics() == ["t"] and reader.logs("t") == ["l"]
+        assert reader.log("t", "l").end_offset == 900
+        assert reader.log("t", "l").read(0, 9) == b"old data\n"
+        store.delete_log("t", "l")
+        assert not reader.has_log("t", "l") and reader.logs("t") == []
+        with pytest.raises(NotFound):
+            reader.log("t", "l").end_offset
+        store.create_log("t", "l").append(b"new\n")
+        fresh = reader.log("t", "l")
+        assert (fresh.end_offset, fresh.records) == (4, 1), "the reader shows the deleted log's figures"
+        assert fresh.read(0, 100) == b"new\n", "the reader serves the deleted log's bytes"
+        store.rename_log("t", "l", "t", "m")
+        assert reader.logs("t") == ["m"] and not reader.has_log("t", "l")
+        store.log("t", "m").append(b"more\n")
+        assert reader.log("t", "m").read(0, 100) == b"new\nmore\n"
