@@ -232,3 +232,33 @@ def test_attrs_persist(data):
     with open_log_store(str(data)) as store:
         a = store.log("t", "l").attrs
         assert (a.mode & 0o7777, a.uid, a.gid) == (0o600, 1234, 4321)
+
+
+@pytest.mark.parametrize("change", ["rename", "delete"])
+def test_a_log_object_held_across_a_rename_or_delete(data, change):
+    """The FUSE daemon may hold a Log while `mv` or `rm` runs. Using it afterwards
+    either works on the log where it now lives (rename; like an open fd on Unix) or
+    raises NotFound — never a bare OSError, never a file recreated under the old name."""
+    from logfs.core import StorageError
+    with open_log_store(str(data)) as store:
+        store.create_topic("t")
+        held = store.create_log("t", "l")
+        held.append(b"abc\n")
+        if change == "rename":
+            store.rename_log("t", "l", "t", "m")
+        else:
+            store.delete_log("t", "l")
+        for call in (lambda: held.append(b"x\n"), lambda: held.read(0, 4), lambda: held.record_position(0),
+                     lambda: held.time_position(0), lambda: held.read_range(0, 4)):
+            try:
+                call()
+            except NotFound:
+                pass
+            except StorageError as exc:
+                pytest.fail(f"{type(exc).__name__} ({exc}) instead of NotFound for a {change}d log")
+            except OSError as exc:
+                pytest.fail(f"a bare {type(exc).__name__} ({exc}) escaped the core")
+        assert not (data / "t" / "l").exists(), "the old name came back"
+        if change == "rename":
+            got = store.log("t", "m").read(0, 100)
+            assert got in (b"abc\n", b"abc\nx\n"), got
