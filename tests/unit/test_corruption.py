@@ -337,11 +337,12 @@ def test_missing_middle_segment(tmp_path, shutdown):
 # -- kill -9 at a random moment, again and again ------------------------------------------
 
 KILL_LOOP = r'''
-import sys
+import sys, time
 from logfs.core import open_log_store
 sys.path.insert(0, sys.argv[2])
 from storekit import deterministic_stream
 content = deterministic_stream(int(sys.argv[3]))
+pause = float(sys.argv[4]) if len(sys.argv) > 4 else 0.0
 store = open_log_store(sys.argv[1], defaults={"segment.bytes": "50000", "index.interval.bytes": "300"})
 if "t" not in store.topics():
     store.create_topic("t")
@@ -357,6 +358,8 @@ while pos < len(content):
     i += 1
     if i % 97 == 0:
         log.fsync()
+    if pause:
+        time.sleep(pause)
 print("FINISHED", flush=True)
 '''
 

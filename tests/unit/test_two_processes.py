@@ -141,3 +141,58 @@ def test_reader_sees_the_writers_namespace_changes(tmp_path):
         assert reader.logs("t") == ["m"] and not reader.has_log("t", "l")
         store.log("t", "m").append(b"more\n")
         assert reader.log("t", "m").read(0, 100) == b"new\nmore\n"
+
+
+def test_reader_follows_across_a_writer_crash_and_restart(tmp_path):
+    """The exporter keeps reading while the daemon is killed and restarted: it sees
+    every byte once, in order, and never a byte that recovery then cuts."""
+    from test_corruption import KILL_LOOP
+    data = tmp_path / "data"
+    data.mkdir()
+    total = 6 * 1024 * 1024
+    expected = deterministic_stream(total)
+
+    def start_writer():
+        proc = subprocess.Popen([sys.executable, "-c", KILL_LOOP, str(data), str(HERE), str(total), "0.0003"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        line = proc.stdout.readline()
+        assert line.startswith("STARTED"), line + proc.stderr.read()
+        return proc
+
+    writer = start_writer()
+    pos = 0
+    killed = False
+    deadline = time.monotonic() + 60
+    try:
+        reader = None
+        while reader is None:
+            try:
+                reader = open_log_store(str(data), readonly=True)
+                log = reader.log("t", "l")
+            except Exception:
+                reader = None
+                time.sleep(0.01)
+        while pos < total:
+            assert time.monotonic() < deadline, f"reader stuck at {pos}"
+            end = log.end_offset
+            if end > pos:
+                chunk = log.read(pos, min(end - pos, 1 << 20))
+                assert chunk == expected[pos:pos + len(chunk)], f"wrong bytes at {pos}"
+                pos += len(chunk)
+            if not killed and pos > total // 3:
+                assert writer.poll() is None, "the first writer finished before it could be killed"
+                writer.kill()
+                writer.wait()
+                killed = True
+                writer = start_writer()  # recovers, then appends the rest
+            elif end == pos:
+                time.sleep(0.001)
+        out, err = writer.communicate(timeout=60)
+        assert "FINISHED" in out, err
+        assert log.end_offset == total
+        reader.close()
+    finally:
+        if writer.poll() is None:
+            writer.kill()
+            writer.wait()
+    assert killed
