@@ -97,8 +97,14 @@ def rebuild_indexes(seg: Segment, base_record: int, boundary: bool, interval: in
     seg.close()
 
 
-def _index_ok(seg: Segment, size: int) -> tuple[bool, int]:
-    """(index usable, entries kept after dropping those past the data)."""
+# A time-index entry this far past the recovery's clock is garbage a power loss left
+# in an unsynced block of the file, not a time anything was appended.
+FUTURE_SLACK_MS = 86_400_000
+
+
+def _index_ok(seg: Segment, size: int, clock_ms: int | None = None) -> tuple[bool, int]:
+    """(index usable, entries kept after dropping those past the data, or, in the
+    time index, out of order or dated in the future)."""
     try:
         oindex = IndexFile.open(seg.offset_index_path, OFFSET_MAGIC, seg.cache, writable=True, strict=False)
         tindex = IndexFile.open(seg.time_index_path, TIME_MAGIC, seg.cache, writable=True, strict=False)
@@ -119,7 +125,8 @@ def _index_ok(seg: Segment, size: int) -> tuple[bool, int]:
     tkeep = 0
     prev_t, prev_p = -(1 << 62), 0
     for t, pos in tentries:
-        if pos > size or pos < prev_p or t < prev_t:
+        if pos > size or pos < prev_p or t < prev_t or t < 0 or \
+                (clock_ms is not None and t > clock_ms + FUTURE_SLACK_MS):
             break
         tkeep += 1
         prev_t, prev_p = t, pos
@@ -175,15 +182,25 @@ def recover_log(log, clock_ms: int) -> list[RecoveryAction]:
             _cut_segment_tail(log, seg, next_base - seg.base, act, clock_ms)
             seg.size = next_base - seg.base
             seg_end = next_base
-        if not is_last and seg_end < segments[i + 1].base:
+        # a hole before the recovery point is a segment file that went missing (kept
+        # as a gap); a hole after it is data a power loss never wrote: cut there
+        gap_after = not is_last and seg_end < segments[i + 1].base
+        if gap_after and seg_end < trusted:
             act("gap", f"bytes [{seg_end}, {segments[i + 1].base}) are missing (a segment file is gone); "
                 "the rest of the log stays readable", offset=seg_end, length=segments[i + 1].base - seg_end)
-        ok, trimmed = _index_ok(seg, seg.size)
+        ok, trimmed = _index_ok(seg, seg.size, clock_ms)
         prev = segments[i - 1] if i else None
+        rebuilt = not ok
         if not ok:
             base_record, boundary = _base_record_for(log, seg, prev)
             mtime_ms = int(os.stat(seg.path).st_mtime * 1000)
-            rebuild_indexes(seg, base_record, boundary, interval, prev_end_ms, mtime_ms, sealed=not is_last)
+            # the first entry claims that every earlier byte was appended at or before
+            # it: the previous segment's last index entry may be older than its last
+            # append (entries lost with the power), its file's mtime is not
+            start_ms = prev_end_ms
+            if prev is not None:
+                start_ms = max(start_ms, int(os.stat(prev.path).st_mtime * 1000))
+            rebuild_indexes(seg, base_record, boundary, interval, start_ms, mtime_ms, sealed=not is_last)
             act("index-rebuilt", f"indexes of segment {seg.base} were missing or corrupt; rebuilt from the data",
                 offset=seg.base)
         elif trimmed:
@@ -195,25 +212,35 @@ def recover_log(log, clock_ms: int) -> list[RecoveryAction]:
                 prev_end_ms = tlast[0]
         except (OSError, CorruptIndex):
             pass
-        if seg_end <= trusted:
+        if seg_end < trusted or (seg_end == trusted and not gap_after):
             continue
-        # verify interval CRCs after the recovery point
+        # verify interval CRCs after the recovery point (an index rebuilt from the data
+        # as found verifies nothing: only the recovery point and the marks count then)
         oindex = seg.offset_index()
-        prev_pos = 0
+        prev_pos = min(max(trusted - seg.base, 0), seg.size) if rebuilt else 0
         bad_at = None
-        for records, pos, crc in oindex.all_entries():
+        for n_entry, (records, pos, crc) in enumerate([] if rebuilt else oindex.all_entries()):
             if seg.base + pos > trusted and _crc(seg, prev_pos, pos) != crc:
-                bad_at = prev_pos
+                # the recovery point vouches for everything before it, even inside
+                # this interval; the bad entry and those after it go
+                bad_at = max(prev_pos, trusted - seg.base)
+                oindex.truncate(n_entry)
                 break
             prev_pos = pos
         if bad_at is None:
             valid = max(prev_pos, min(trusted - seg.base, seg.size)) if trusted > seg.base else prev_pos
             if is_last or valid < seg.size:
                 for mark in (live, rp):
-                    if mark is not None and _mark_verifies(seg, mark):
+                    # a mark vouches for its own interval only: the bytes before it
+                    # must already be verified (its index entries may never have
+                    # reached the disk)
+                    if mark is not None and mark.interval_start - seg.base <= valid and \
+                            _mark_verifies(seg, mark):
                         valid = max(valid, mark.position - seg.base)
             if valid < seg.size:
                 bad_at = valid
+            elif gap_after:
+                bad_at = seg.size
         if bad_at is not None:
             cut_at = seg.base + bad_at
             break
