@@ -12,7 +12,7 @@ import pytest
 
 @pytest.fixture(autouse=True)
 def no_logged_errors(caplog):
-    caplog.set_level(logging.INFO, logger="logfs")
+    caplog.set_level(logging.WARNING, logger="logfs")
     yield
     bad = [r for r in caplog.get_records("call") if r.levelno >= logging.ERROR and r.name.startswith("logfs")]
     assert not bad, "logfs logged errors:\n" + "\n".join(f"{r.name}: {r.getMessage()}" for r in bad)

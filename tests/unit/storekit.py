@@ -287,3 +287,30 @@ def check_time_position(log, content: bytes, appends: list[tuple[int, int, int]]
         f"time_position({t}) = {pos} is too early: the first record appended at or after it "
         f"starts at {exact}; index interval {interval}, largest append {largest}")
     return pos
+
+
+def check_time_end_position(log, content: bytes, appends: list[tuple[int, int, int]], t: int,
+                            interval: int) -> int:
+    """time_end_position(t) (?until=) against the model; the mirror of
+    check_time_position. A record counts as appended at or before T when its newline
+    was: the answer is never before the end of the last such record, is a record
+    boundary, and is late by at most one index interval plus the largest append."""
+    start, end = log.start_offset, log.end_offset
+    upto = [a for a in appends if a[2] <= t]
+    last_byte = upto[-1][0] + upto[-1][1] if upto else 0
+    exact = content.rfind(b"\n", 0, last_byte) + 1  # after the last newline appended <= t
+    later = next((a for a in appends if a[2] > t), None)
+    pos = log.time_end_position(t)
+    assert max(exact, start) <= pos <= end, (
+        f"time_end_position({t}) = {pos} drops a record appended at or before {t} (they end "
+        f"at {exact}; log {start}..{end})")
+    assert pos == start or pos == 0 or content[pos - 1] == 0x0A, \
+        f"time_end_position({t}) = {pos} is not a record boundary"
+    if later is not None:
+        largest = max(a[1] for a in appends)
+        assert pos <= max(start, later[0] + interval + largest), (
+            f"time_end_position({t}) = {pos} is too late: the first later append is at "
+            f"{later[0]}; index interval {interval}, largest append {largest}")
+    else:
+        assert pos == max(start, exact), f"time_end_position({t}) = {pos}: nothing later, expected {exact}"
+    return pos

@@ -12,7 +12,7 @@ import pytest
 
 from logfs.core import ManualClock, OffsetOutOfRange, open_log_store
 
-from storekit import check_records, check_time_position, record_starts
+from storekit import check_records, check_time_end_position, check_time_position, record_starts
 
 TOPIC, LOG = "metrics", "cpu"
 T0 = 1_700_000_000_000
@@ -69,6 +69,7 @@ def test_record_and_time_seeks_across_many_segments(tmp_path):
         times = sorted({a[2] for a in appends})
         for t in [T0 - 1] + times + [t + 1 for t in times[::5]] + [times[-1] + 10**6]:
             check_time_position(log, content, appends, t, 64)
+            check_time_end_position(log, content, appends, t, 64)
         # the same answers from a reader in another process' role
         with open_log_store(str(tmp_path / "data"), readonly=True) as reader:
             rlog = reader.log(TOPIC, LOG)
@@ -166,3 +167,22 @@ def test_a_seek_is_a_binary_search_plus_a_short_scan(tmp_path):
     limit = 64 * 1024
     assert worst_record <= limit, f"a record seek read {worst_record} bytes (interval 4096)"
     assert worst_time <= limit, f"a time seek read {worst_time} bytes (interval 4096)"
+
+
+def test_time_end_position_when_the_start_is_inside_the_last_record(tmp_path):
+    """Retention left the log starting inside a record that has no newline yet
+    (start_record > records): ?until= must still answer, not raise."""
+    data = tmp_path / "data"
+    data.mkdir()
+    clock = ManualClock(T0)
+    with open_log_store(str(data), defaults={"segment.bytes": "14", "retention.ms": "0"}, clock=clock) as store:
+        store.create_topic(TOPIC)
+        log = store.create_log(TOPIC, LOG)
+        log.append(b"x")
+        clock.advance(1)
+        log.append(b" " * 500)  # rolls; retention.ms 0 deletes the first segment
+        assert (log.start_offset, log.records) == (1, 0)
+        for t in (T0 - 1, T0, T0 + 1, T0 + 10):
+            pos = log.time_end_position(t)
+            assert pos == log.start_offset, f"time_end_position({t}) = {pos}: no record has ended"
+        assert log.time_position(T0 + 1) == log.start_offset
