@@ -85,3 +85,25 @@ def test_last_append_time_outlives_the_segments_that_held_it(store):
     assert log.start_offset == log.end_offset == 5
     assert log.last_append_ms == T0, f"last_append_ms {log.last_append_ms}, the append was at {T0}"
     assert log.describe()["last_append_ms"] == T0
+
+
+def test_retention_inherited_from_the_topic_and_the_defaults(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    clock = ManualClock(T0)
+    with open_log_store(str(data), defaults={"segment.bytes": "100", "retention.ms": "60000"},
+                        clock=clock) as store:
+        store.create_topic("bytes")
+        store.create_topic("time")
+        store.set_topic_config("bytes", {"retention.bytes": "500", "retention.ms": "-1"})
+        a = store.create_log("bytes", "a")
+        b = store.create_log("time", "b")
+        for i in range(50):
+            a.append(b"%049d\n" % i)
+            b.append(b"%049d\n" % i)
+        clock.advance(60_001)
+        b.append(b"now\n")  # rolls; everything before is older than retention.ms
+        store.run_maintenance()
+        assert 500 - 100 <= a.end_offset - a.start_offset <= 500 + 100, "topic retention.bytes not applied"
+        assert b.start_offset == 2500, "store-wide retention.ms not applied"
+        assert read_all(b) == b"now\n"
