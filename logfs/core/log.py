@@ -99,6 +99,11 @@ class Log:
         self._scan: tuple[int, int, int] = (-1, 0, 0)  # reader: (segment base, position, newlines)
         self.bytes_read = 0
         self._last_append_ms: int | None = None
+        self._gone = False  # deleted or renamed by the writer: every use is NotFound
+        try:
+            self._dir_ino = os.stat(directory).st_ino
+        except FileNotFoundError:
+            raise NotFound(f"log {topic}/{name} does not exist") from None
 
     # -- opening -----------------------------------------------------------------
     def load(self) -> None:
@@ -275,13 +280,15 @@ class Log:
 
     # -- writing ----------------------------------------------------------------
     def _check_writable(self) -> None:
+        self._check_alive()
         if not self.writable:
             raise ReadOnlyStore(f"log {self.topic}/{self.name} is opened read-only")
 
     def append(self, data: bytes) -> int:
         """Append *data*; returns the offset where it begins. Rolls first if the
         active segment is full or old. Raises StorageIOError (nothing appended)."""
-        self._check_writable()
+        if self._gone or not self.writable:
+            self._check_writable()
         seg = self._segments[-1]
         if not data:
             return seg.base + seg.size
@@ -567,7 +574,25 @@ class Log:
         return self.start_offset
 
     # -- readers in another process -------------------------------------------------
+    def _check_alive(self) -> None:
+        if self._gone:
+            raise NotFound(f"log {self.topic}/{self.name} was deleted or renamed")
+
+    def same_directory(self) -> bool:
+        """The log's directory is still the one this object opened."""
+        try:
+            return os.stat(self.directory).st_ino == self._dir_ino
+        except FileNotFoundError:
+            return False
+
+    def mark_gone(self) -> None:
+        """The log was deleted or renamed: release everything; later use is NotFound."""
+        self._gone = True
+        self.close()
+
     def _maybe_refresh(self) -> None:
+        if self._gone:
+            self._check_alive()
         if not self.writable:
             self.refresh()
 
@@ -577,10 +602,13 @@ class Log:
         if self.writable:
             return
         try:
-            mtime = os.stat(self.directory).st_mtime_ns
+            st = os.stat(self.directory)
         except FileNotFoundError:
-            self._segments, self._bases = [], []
-            return
+            st = None
+        if st is None or st.st_ino != self._dir_ino:  # deleted (and maybe created anew)
+            self.mark_gone()
+            self._check_alive()
+        mtime = st.st_mtime_ns
         live = self.checkpoint.read(LIVE_SLOT)
         relist = force or mtime != self._dir_mtime or not self._segments
         if not relist and live is not None:

@@ -191,7 +191,7 @@ class LogStore:
             raise AlreadyExists(f"topic {new!r} already exists")
         for (topic, name) in [k for k in self._logs if k[0] == old]:
             log = self._logs.pop((topic, name))
-            log.close()
+            log.mark_gone()
         os.rename(self._topic_dir(old), self._topic_dir(new))
         self._topic_overrides.pop(old, None)
         _fsync_dir(self.data_dir)
@@ -237,8 +237,11 @@ class LogStore:
     def log(self, topic: str, name: str) -> Log:
         key = (topic, name)
         log = self._logs.get(key)
-        if log is not None and (not self.readonly or os.path.isdir(log.directory)):
-            return log
+        if log is not None:
+            if not self.readonly or log.same_directory():
+                return log
+            log.mark_gone()  # deleted, or deleted and created anew, by the writer
+            del self._logs[key]
         if not self.has_log(topic, name):
             raise NotFound(f"log {topic}/{name} does not exist")
         log = Log(self, topic, name, self._log_dir(topic, name))
@@ -270,7 +273,7 @@ class LogStore:
             raise NotFound(f"log {topic}/{name} does not exist")
         log = self._logs.pop((topic, name), None)
         if log is not None:
-            log.close()
+            log.mark_gone()
         shutil.rmtree(self._log_dir(topic, name))
         _fsync_dir(self._topic_dir(topic))
 
@@ -289,7 +292,7 @@ class LogStore:
         if log is not None:
             if log.unflushed:
                 log.fsync()
-            log.close()
+            log.mark_gone()
         os.rename(self._log_dir(topic, name), self._log_dir(new_topic, new_name))
         _fsync_dir(self._topic_dir(new_topic))
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import h11
 import trio
 
-from logfs.core import Log, OffsetOutOfRange, StorageError
+from logfs.core import Log, NotFound, OffsetOutOfRange, StorageError
 
 from .planner import LogPlan, now_ms, until_position
 from .protocol import REASONS, FileSlice
@@ -97,7 +97,10 @@ async def follow(conn: "HttpConnection", plan: LogPlan) -> None:
             nursery.start_soon(conn.watch_for_close, nursery.cancel_scope)
             generation = watched.generation
             while True:
-                end = log.end_offset
+                try:
+                    end = log.end_offset
+                except NotFound:  # deleted or renamed by the writer: the stream ends
+                    break
                 until_passed = plan.until_ms is not None and now_ms() > plan.until_ms
                 if until_passed:
                     end = min(end, max(pos, until_position(log, plan.until_ms)))
