@@ -481,12 +481,15 @@ class Log:
         if n < 0:
             raise OffsetOutOfRange(f"record {n} is negative")
         start_record = self.start_record
-        if n < start_record:
+        if n < start_record and n != self.records:
             raise OffsetOutOfRange(f"record {n} of {self.topic}/{self.name} is below the first "
                                    f"retained record {start_record}")
         records = self.records
         if n > records:
             return self.end_offset
+        if n == records and records < start_record:
+            # the incomplete record at the end began before the log start
+            return self.start_offset
         first = self._segments[0]
         if n == first.base_record and first.starts_at_record_boundary:
             return first.base
