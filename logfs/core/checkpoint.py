@@ -24,13 +24,17 @@ write damages at most one)::
 Slot (40 bytes, little-endian)::
 
     0       4       8            16                 24             32      36      40
-    | magic | crc   | position   | interval start   | timestamp ms | check | zero  |
+    | magic | crc   | position   | interval start   | timestamp ms | check | tent. |
     | LFCP  | u32   | u64        | u64              | i64          | u32   | u32   |
 
 ``position`` is an absolute log byte offset; ``crc`` is the CRC-32 of the log bytes
 ``[interval start, position)``, which lie in one segment; ``timestamp`` is the time
 of the last append (ms since the epoch, 0 if none); ``check`` is the CRC-32 of bytes
-0..31 of the slot. A slot whose magic or check is wrong is ignored.
+0..31 of the slot. A slot whose magic or check is wrong is ignored. ``tentative``
+(live slot only, else 0) is how many bytes before ``position`` were appended by a
+write that may be the first part of a longer one: the kernel splits a write that
+starts mid-page at the page boundary, so a daemon killed between the two parts would
+leave half a line; recovery after a crash cuts those bytes back to their last newline.
 """
 
 from __future__ import annotations
@@ -56,22 +60,24 @@ class TailMark:
     interval_start: int
     crc: int
     timestamp_ms: int = 0
+    tentative: int = 0  # live slot: trailing bytes of an append that may be half a write
 
 
 def encode_slot(mark: TailMark) -> bytes:
     body = _BODY.pack(_MAGIC, mark.crc, mark.position, mark.interval_start, mark.timestamp_ms)
-    return body + _CHECK.pack(zlib.crc32(body), 0)
+    return body + _CHECK.pack(zlib.crc32(body), mark.tentative)
 
 
 def decode_slot(raw: bytes) -> TailMark | None:
     if len(raw) < SLOT_SIZE:
         return None
     magic, crc, position, interval_start, timestamp = _BODY.unpack_from(raw, 0)
-    if magic != _MAGIC or _CHECK.unpack_from(raw, 32)[0] != zlib.crc32(raw[:32]):
+    check, tentative = _CHECK.unpack_from(raw, 32)
+    if magic != _MAGIC or check != zlib.crc32(raw[:32]):
         return None
     if interval_start > position:
         return None
-    return TailMark(position, interval_start, crc, timestamp)
+    return TailMark(position, interval_start, crc, timestamp, min(tentative, position))
 
 
 class Checkpoint:
@@ -114,11 +120,14 @@ class Checkpoint:
             return None
         return decode_slot(m[slot: slot + SLOT_SIZE])
 
-    def write_live(self, position: int, interval_start: int, crc: int, timestamp_ms: int) -> None:
-        """Memory store into the shared mapping: survives a daemon crash, not a power loss."""
+    def write_live(self, position: int, interval_start: int, crc: int, timestamp_ms: int,
+                   tentative: int = 0) -> None:
+        """Memory store into the shared mapping: survives a daemon crash, not a power loss.
+        *tentative*: how many bytes before *position* belong to an append that may be
+        the first part of a write whose rest has not arrived (recovery cuts them)."""
         m = self._map or self._mapping()
         body = _BODY.pack(_MAGIC, crc, position, interval_start, timestamp_ms)
-        m[LIVE_SLOT: LIVE_SLOT + SLOT_SIZE] = body + _CHECK.pack(zlib.crc32(body), 0)  # type: ignore[index]
+        m[LIVE_SLOT: LIVE_SLOT + SLOT_SIZE] = body + _CHECK.pack(zlib.crc32(body), tentative)  # type: ignore[index]
 
     def write_recovery_point(self, mark: TailMark) -> None:
         """Record a durable prefix and make it durable (msync). Blocks on the disk."""

@@ -284,9 +284,12 @@ class Log:
         if not self.writable:
             raise ReadOnlyStore(f"log {self.topic}/{self.name} is opened read-only")
 
-    def append(self, data: bytes) -> int:
+    def append(self, data: bytes, tentative: bool = False) -> int:
         """Append *data*; returns the offset where it begins. Rolls first if the
-        active segment is full or old. Raises StorageIOError (nothing appended)."""
+        active segment is full or old. Raises StorageIOError (nothing appended).
+        *tentative*: *data* may be the first part of a write whose rest is still to
+        come (the FUSE adapter's page-boundary splits); if the writer dies before the
+        next append, recovery cuts it back to its last newline."""
         if self._gone or not self.writable:
             self._check_writable()
         seg = self._segments[-1]
@@ -304,7 +307,7 @@ class Log:
         seg.append(data, now, cfg.index_interval_bytes)
         self._last_append_ms = seg.last_ms
         self.checkpoint.write_live(seg.base + seg.size, seg.base + seg.interval_start, seg.crc,
-                                   seg.last_ms or now)
+                                   seg.last_ms or now, len(data) if tentative else 0)
         self.unflushed = True
         return position
 

@@ -237,6 +237,8 @@ def recover_log(log, clock_ms: int) -> list[RecoveryAction]:
                     if mark is not None and mark.interval_start - seg.base <= valid and \
                             _mark_verifies(seg, mark):
                         valid = max(valid, mark.position - seg.base)
+            if is_last and live is not None and live.tentative and valid == live.position - seg.base:
+                valid = _drop_tentative(seg, live, trusted, valid, act)
             if valid < seg.size:
                 bad_at = valid
             elif gap_after:
@@ -249,6 +251,23 @@ def recover_log(log, clock_ms: int) -> list[RecoveryAction]:
     for seg in log._segments:
         seg.close()
     return actions
+
+
+def _drop_tentative(seg: Segment, live: TailMark, trusted: int, valid: int, act) -> int:
+    """The live mark says its last append may be the first part of a write the
+    kernel split at a page boundary, whose rest never came: keep it only up to its
+    last newline (never below the recovery point). Returns the new valid end."""
+    start = max(live.position - live.tentative, trusted, seg.base) - seg.base
+    if start >= valid:
+        return valid
+    chunk = os.pread(seg.fd(), valid - start, start)
+    newline = chunk.rfind(b"\n")
+    keep = start + newline + 1 if newline >= 0 else start
+    if keep < valid:
+        act("unfinished-write", f"the last append ({valid - start} bytes at {seg.base + start}) was the "
+            f"first part of a write that never finished; cutting it back to offset {seg.base + keep}",
+            offset=seg.base + keep, length=valid - keep)
+    return keep
 
 
 def _segment_at(segments: list[Segment], offset: int) -> Segment | None:

@@ -46,6 +46,7 @@ from logfs.fusefs.inodes import ROOT_INODE, InodeTable, Kind, Node
 log = logging.getLogger(__name__)
 
 PAGE_SIZE = 4096
+SPLIT_WRITE_RESERVE = (1 << 20) + (64 << 10)  # the largest FUSE write, plus index room
 
 
 _NOWAIT = getattr(os, "RWF_NOWAIT", 0)
@@ -485,7 +486,19 @@ class LogfsOperations(pyfuse3.Operations):
             raise Refused(errno.EPERM, f"write at offset {off} but the log ends at {end}: "
                           "logs are append-only")
         start = lg.start_offset
-        lg.append(bytes(buf))
+        # The kernel sends a write that starts mid-page as two requests: up to the page
+        # boundary, then the rest. If the daemon dies between them, recovery must not
+        # keep half a line: a request that is exactly such a first part is tentative.
+        n = len(buf)
+        tentative = 0 < n < PAGE_SIZE and off % PAGE_SIZE + n == PAGE_SIZE and buf[-1] != 10
+        if tentative:
+            # and on a nearly full disk the rest would fail, leaving the write() short
+            # with half a line in the log: refuse the whole write while it can
+            sv = os.statvfs(self.data_dir)
+            if sv.f_bavail * sv.f_frsize < SPLIT_WRITE_RESERVE:
+                raise Refused(errno.ENOSPC, f"less than {SPLIT_WRITE_RESERVE >> 20} MiB free in "
+                              f"{self.data_dir}: refusing a write that may not fit whole")
+        lg.append(bytes(buf), tentative=tentative)
         if lg.pop_events():  # the core logs rolls and deletions itself
             # SPEC §6: retention is applied whenever a segment rolls.
             lg.apply_retention()

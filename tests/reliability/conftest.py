@@ -31,10 +31,19 @@ FIGURES: dict[str, dict] = {}
 
 @pytest.fixture
 def figures(request):
-    """A dict for this test's figures, printed in the run's summary."""
+    """A dict for this test's figures. Numbers are summed over a parametrized test's
+    cases (``runs`` counts them); other values keep the last one. Printed at the end."""
     d: dict = {}
-    FIGURES[request.node.nodeid.split("::", 1)[-1]] = d
-    return d
+    yield d
+    total = FIGURES.setdefault(request.node.originalname, {"runs": 0})
+    total["runs"] += 1
+    for k, v in d.items():
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and not k.startswith("max_"):
+            total[k] = total.get(k, 0) + v
+        elif k.startswith("max_"):
+            total[k] = max(total.get(k, v), v)
+        else:
+            total[k] = v
 
 
 def pytest_terminal_summary(terminalreporter):
@@ -42,8 +51,7 @@ def pytest_terminal_summary(terminalreporter):
         return
     terminalreporter.section("reliability figures")
     for name, d in FIGURES.items():
-        if d:
-            terminalreporter.write_line(f"{name}: " + ", ".join(f"{k}={v}" for k, v in d.items()))
+        terminalreporter.write_line(f"{name}: " + ", ".join(f"{k}={v}" for k, v in d.items()))
 
 
 @pytest.fixture
