@@ -24,7 +24,7 @@ from .config import LogConfig, effective_config, to_strings
 from .errors import (DataGap, NotAppendable, NotFound, OffsetOutOfRange, ReadOnlyStore,
                      StorageError, StorageIOError)
 from .index import CorruptIndex
-from .naming import CHECKPOINT_FILE, LOG_META_FILE, list_segment_bases
+from .naming import CHECKPOINT_FILE, LOG_META_FILE, list_segment_bases, segment_name
 from .segment import Segment
 
 if TYPE_CHECKING:
@@ -331,10 +331,21 @@ class Log:
         old = self._segments[-1]
         base_record = old.base_record + old.records
         boundary = old.ends_with_newline
+        # the new segment first: if the disk is full, nothing has changed (a sealed
+        # active segment with no successor would refuse every later append)
+        new = None
         try:
-            old.seal()
             new = Segment.create(self.directory, old.base + old.size, base_record, boundary, self.cache)
+            old.seal()
         except OSError as exc:
+            if new is not None:
+                new.close()
+            stem = os.path.join(self.directory, segment_name(old.base + old.size))[:-len(".log")]
+            for suffix in (".log", ".index", ".timeindex", ".index.tmp", ".timeindex.tmp"):
+                try:
+                    os.unlink(stem + suffix)
+                except OSError:
+                    pass
             raise StorageIOError.wrap(exc, f"roll of {self.topic}/{self.name}") from None
         self._segments.append(new)
         self._bases.append(new.base)

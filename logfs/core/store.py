@@ -109,13 +109,23 @@ class LogStore:
             self._logs.clear()
             self.cache.release_all()
         meta = os.path.join(self.data_dir, STORE_META_DIR)
-        with open(os.path.join(meta, CLEAN_MARKER), "w") as f:
-            f.write("clean\n")
-            f.flush()
-            os.fsync(f.fileno())
-        _fsync_dir(meta)
-        os.close(self._lock_fd)
-        self._lock_fd = -1
+        marker = os.path.join(meta, CLEAN_MARKER)
+        try:
+            with open(marker, "w") as f:
+                f.write("clean\n")
+                f.flush()
+                os.fsync(f.fileno())
+            _fsync_dir(meta)
+        except OSError as exc:  # a full disk: every log is flushed, but say so no more
+            logger.warning("could not write the clean-shutdown marker (%s); the next open "
+                           "will verify every log", exc.strerror or exc)
+            try:
+                os.unlink(marker)
+            except OSError:
+                pass
+        finally:
+            os.close(self._lock_fd)
+            self._lock_fd = -1
 
     def abandon(self) -> None:
         """Drop everything without flushing or marking clean, as a crash would
@@ -264,8 +274,13 @@ class LogStore:
             raise AlreadyExists(f"log {topic}/{name} already exists") from None
         except OSError as exc:
             raise StorageIOError.wrap(exc, f"create log {topic}/{name}") from None
-        _fsync_dir(self._topic_dir(topic))
-        return self.log(topic, name)
+        try:
+            _fsync_dir(self._topic_dir(topic))
+            return self.log(topic, name)
+        except OSError as exc:  # a full disk: leave no half-made log behind
+            self._logs.pop((topic, name), None)
+            shutil.rmtree(path, ignore_errors=True)
+            raise StorageIOError.wrap(exc, f"create log {topic}/{name}") from None
 
     def delete_log(self, topic: str, name: str) -> None:
         self._check_writer()

@@ -232,7 +232,11 @@ class LogfsOperations(pyfuse3.Operations):
         lname = _decode(name)
         lg = self.store.create_log(topic, lname)
         umask = getattr(ctx, "umask", 0)
-        lg.set_attrs(mode=stat.S_IMODE(mode) & ~umask, uid=ctx.uid, gid=ctx.gid)
+        try:
+            lg.set_attrs(mode=stat.S_IMODE(mode) & ~umask, uid=ctx.uid, gid=ctx.gid)
+        except Exception:  # a full disk: the create fails, so no log may be left
+            self.store.delete_log(topic, lname)
+            raise
         return self.inodes.ensure(parent, lname, Kind.LOG)
 
     # ---------------------------------------------------------------- namespace
