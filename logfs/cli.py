@@ -349,6 +349,28 @@ def cmd_serve(args) -> int:
     return run(args, prog="logfs serve")
 
 
+def _add_bench(sub) -> None:
+    from logfs.bench.harness import add_arguments
+    p = sub.add_parser(
+        "bench", help="benchmark logfs against a plain directory, bindfs and nginx on this machine",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Run workloads W1-W8 (appends, reads, latency, downloads, seeks, memory) against\n"
+                    "a plain directory, bindfs and a logfs mount, and logfs serve against nginx;\n"
+                    "write performance.{json,md,png} and print the ratios. Installs bindfs,\n"
+                    "nginx-light and matplotlib if missing (--no-install: skip what is missing).",
+        epilog="examples:\n"
+               "  logfs bench --quick          # small sizes, about two minutes, into bench-results/\n"
+               "  logfs bench                  # the full sizes (2 GiB appends, 10M records) into docs/\n"
+               "see docs/performance.md")
+    add_arguments(p)
+    p.set_defaults(func=cmd_bench)
+
+
+def cmd_bench(args) -> int:
+    from logfs.bench.harness import run_cli
+    return run_cli(args, "logfs bench " + " ".join(sys.argv[2:]))
+
+
 # ----------------------------------------------------------------------- main
 
 def build_parser() -> argparse.ArgumentParser:
@@ -365,6 +387,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config(sub)
     _add_describe(sub)
     _add_serve(sub)
+    _add_bench(sub)
     return parser
 
 

@@ -1,7 +1,9 @@
-"""``python -m logfs.bench`` (the Makefile's ``make bench``) runs the core benchmark."""
+"""``python -m logfs.bench`` (the Makefile's ``make bench``, and ``logfs bench``) runs the
+side-by-side benchmark harness (logfs.bench.harness). The core's own benchmark is
+``python -m logfs.bench.core``."""
 
 import sys
 
-from logfs.bench.core import main
+from logfs.bench.harness import main
 
 sys.exit(main())

@@ -1,0 +1,320 @@
+"""The side-by-side benchmark (issue 6): ``python -m logfs.bench`` / ``logfs bench``.
+
+Runs workloads W1–W8 against a plain directory on the same disk, bindfs and a logfs
+mount, and (HTTP) ``logfs serve`` against nginx with sendfile and a Python
+read()/send() server; writes ``performance.json``, the table in ``performance.md``
+and the chart ``performance.png`` into the output directory (``docs/`` for a full
+run, ``bench-results/`` for ``--quick``), and prints the ratios against the issue's
+targets. It installs what it lacks first (bindfs and nginx-light with apt-get,
+matplotlib — and py-spy with ``--profile`` — with pip) unless ``--no-install``;
+a system that still cannot run is reported as not measured. Everything it mounts or
+starts is stopped on the way out, on error and on SIGTERM too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.util
+import json
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from logfs.bench import fs_workloads as fsw
+from logfs.bench import net_workloads as netw
+from logfs.bench import report
+from logfs.bench.systems import (Bindfs, FsTarget, LogfsMount, LogfsServe, Nginx, PlainDir,
+                                 ReadSendServer, SystemUnavailable, is_mounted)
+
+REPO = Path(__file__).resolve().parents[2]
+MiB = 1 << 20
+
+FULL = {"append_mib": 2048, "lines": 1_000_000, "latency_lines": 10_000, "latency_rate": 1000,
+        "download_mib": 1024, "clients": 100, "client_mib": 10, "records": 10_000_000,
+        "ttfb_samples": 200, "reps": 3}
+QUICK = {"append_mib": 256, "lines": 100_000, "latency_lines": 2000, "latency_rate": 1000,
+         "download_mib": 256, "clients": 100, "client_mib": 1, "records": 1_000_000,
+         "ttfb_samples": 100, "reps": 1}
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------- installing
+
+def _apt_install(pkgs: list[str]) -> None:
+    if not shutil.which("apt-get"):
+        log(f"bench: no apt-get; install {' '.join(pkgs)} by hand")
+        return
+    sudo = [] if os.geteuid() == 0 else (["sudo"] if shutil.which("sudo") else None)
+    if sudo is None:
+        log(f"bench: not root and no sudo; install {' '.join(pkgs)} by hand")
+        return
+    log(f"bench: installing {' '.join(pkgs)} (apt-get)")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    subprocess.run(sudo + ["apt-get", "update", "-qq"], env=env, stdout=subprocess.DEVNULL)
+    subprocess.run(sudo + ["apt-get", "install", "-y", "-qq"] + pkgs, env=env, stdout=subprocess.DEVNULL)
+
+
+def _pip_install(pkgs: list[str]) -> None:
+    log(f"bench: installing {' '.join(pkgs)} (pip)")
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q"] + pkgs, stdout=subprocess.DEVNULL)
+
+
+def ensure_tools(profile: bool) -> None:
+    apt = []
+    if not shutil.which("bindfs"):
+        apt.append("bindfs")
+    if not (shutil.which("nginx") or os.path.exists("/usr/sbin/nginx")):
+        apt.append("nginx-light")
+    for tool, pkg in (("curl", "curl"), ("fusermount3", "fuse3")):
+        if not shutil.which(tool):
+            apt.append(pkg)
+    if apt:
+        _apt_install(apt)
+    pip = []
+    if importlib.util.find_spec("matplotlib") is None:
+        pip.append("matplotlib")
+    if profile and not _py_spy():
+        pip.append("py-spy")
+    if pip:
+        _pip_install(pip)
+
+
+def _py_spy() -> str | None:
+    here = Path(sys.executable).parent / "py-spy"
+    return str(here) if here.exists() else shutil.which("py-spy")
+
+
+@contextlib.contextmanager
+def profiled(enabled: bool, pids: list[int], out: Path, name: str):
+    """py-spy record (raw collapsed stacks) of pids while the block runs."""
+    spy = _py_spy() if enabled else None
+    procs = []
+    if spy:
+        for pid in pids:
+            f = out / f"profile-{name}-{pid}.txt"
+            procs.append(subprocess.Popen([spy, "record", "--pid", str(pid), "--format", "raw", "--rate", "250",
+                                           "--nonblocking", "--output", str(f)],
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        time.sleep(1.0)  # py-spy attaches
+    try:
+        yield
+    finally:
+        for p in procs:
+            p.send_signal(signal.SIGINT)
+        for p in procs:
+            try:
+                p.wait(30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        if procs:
+            log(f"  profile written: {out}/profile-{name}-*.txt (collapsed stacks)")
+
+
+# ------------------------------------------------------------------- running
+
+def _attempt(results: dict, workload: str, system: str, fn, *args, **kw) -> dict | None:
+    """Run one workload on one system; a failure is recorded and the run goes on."""
+    try:
+        res = fn(*args, **kw)
+    except Exception as exc:  # noqa: BLE001 - a failed measurement is reported, not fatal
+        results.setdefault(workload, {})[system] = {"error": f"{type(exc).__name__}: {exc}"[:500]}
+        log(f"  {workload} {system}: FAILED: {exc}")
+        return None
+    results.setdefault(workload, {})[system] = res
+    shown = ", ".join(f"{k}={v}" for k, v in res.items() if isinstance(v, (int, float)) and not isinstance(v, bool))
+    log(f"  {workload} {system:<12} {shown}")
+    return res
+
+
+def run(sizes: dict, workdir: Path, out: Path, profile: bool) -> dict:
+    results: dict = {"unavailable": {}}
+    with contextlib.ExitStack() as stack:
+        targets: list[FsTarget] = []
+        for cls in (PlainDir, Bindfs, LogfsMount):
+            t = cls(workdir)
+            try:
+                targets.append(stack.enter_context(t))
+            except SystemUnavailable as exc:
+                results["unavailable"][t.name] = str(exc)
+                log(f"bench: {t.label} not measured: {exc}")
+        by_name = {t.name: t for t in targets}
+        daemons = {t.name: t.pids for t in targets if t.pids}
+
+        log(f"W1-W3 (W8 sampled meanwhile): {sizes['append_mib']} MiB in 1 MiB writes; "
+            f"{sizes['lines']:,} lines of 100 B")
+        with fsw.ResourceSampler(daemons) as sampler:
+            for t in targets:
+                _attempt(results, "W1", t.name, fsw.w1_append_chunks, t, sizes["append_mib"])
+            for t in targets:
+                with profiled(profile and t.name == "logfs", t.pids, out, "w2"):
+                    _attempt(results, "W2", t.name, fsw.w2_lines, t, sizes["lines"])
+            for t in targets:
+                _attempt(results, "W3", t.name, fsw.w3_lines_concurrent, t, sizes["lines"])
+        for name, res in sampler.results().items():
+            results.setdefault("W8", {})[name] = res
+            log(f"  W8 {name:<12} {res}")
+
+        log("W4: sequential 1 MiB reads of the W1 file: cold, warm, warm after an append")
+        for t in targets:
+            backing = [os.path.join(r, f) for r, _d, fs in os.walk(t.backing) for f in fs]
+            with profiled(profile and t.name == "logfs", t.pids, out, "w4"):
+                _attempt(results, "W4", t.name, fsw.w4_reads, t, backing)
+
+        log(f"W5: {sizes['latency_lines']:,} lines at {sizes['latency_rate']}/s, a reader polling the file")
+        for t in targets:
+            _attempt(results, "W5_poll", t.name, fsw.w5_poll, t, sizes["latency_lines"], sizes["latency_rate"])
+
+        # ---- HTTP
+        plain, lfs = by_name.get("plain"), by_name.get("logfs")
+        big, small = sizes["download_mib"] * MiB, sizes["client_mib"] * MiB
+        for t in (plain, lfs):
+            if t is not None:
+                netw.fill_file(t.path("w6big"), big)
+                netw.fill_file(t.path("w6small"), small)
+        fsw.sync()
+        servers = []
+        for make in ((lambda: Nginx(plain.root, workdir)) if plain else None,
+                     (lambda: ReadSendServer(plain.root)) if plain else None,
+                     (lambda: LogfsServe(lfs.backing, workdir)) if lfs else None):
+            if make is None:
+                continue
+            s = make()
+            try:
+                servers.append(stack.enter_context(s))
+            except SystemUnavailable as exc:
+                results["unavailable"][s.name] = str(exc)
+                log(f"bench: {s.label} not measured: {exc}")
+        log(f"W6: one {sizes['download_mib']} MiB download, {sizes['clients']} concurrent "
+            f"{sizes['client_mib']} MiB downloads (curl)")
+        for s in servers:
+            with profiled(profile and s.name == "logfs_serve", s.pids(), out, "w6"):
+                _attempt(results, "W6", s.name, netw.w6_downloads, s, "w6big", "w6small", big, small,
+                         sizes["clients"], sizes["reps"])
+
+        serve = next((s for s in servers if s.name == "logfs_serve"), None)
+        if serve is not None and lfs is not None:
+            log(f"W5: {sizes['latency_lines']:,} lines at {sizes['latency_rate']}/s through the mount, "
+                "a consumer following the exporter")
+            _attempt(results, "W5_follow", "logfs_serve", netw.w5_follow, serve, lfs.path("w5f"), "w5f",
+                     sizes["latency_lines"], sizes["latency_rate"])
+
+        log(f"W7: first byte of ?record=N and ?since=T in a log of {sizes['records']:,} records")
+        w7data = workdir / "w7-data"
+        try:
+            t_first, t_last = netw.build_record_log(str(w7data), sizes["records"])
+            with LogfsServe(str(w7data), workdir, tag="-w7") as serve7:
+                _attempt(results, "W7", "logfs_serve", netw.w7_ttfb, serve7, sizes["records"], t_first, t_last,
+                         sizes["ttfb_samples"])
+        except Exception as exc:  # noqa: BLE001
+            results["W7"] = {"logfs_serve": {"error": f"{type(exc).__name__}: {exc}"[:500]}}
+            log(f"  W7 FAILED: {exc}")
+    return results
+
+
+def _machine() -> str:
+    cpu = "?"
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    fstype = "?"
+    try:
+        from logfs.bench.core import _filesystem_of
+        fstype = "%s on %s" % _filesystem_of(REPO)
+    except Exception:  # noqa: BLE001
+        pass
+    return f"{os.cpu_count()} CPUs ({cpu}), Linux {platform.release()}, Python {platform.python_version()}, disk {fstype}"
+
+
+def build_parser(prog: str = "python -m logfs.bench") -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog="workloads (full sizes; --quick is smaller):\n"
+                                       "  W1 append 2 GiB in 1 MiB writes (dd)     W2 1,000,000 100 B lines, 1 process\n"
+                                       "  W3 the same from 8 processes            W4 read 2 GiB cold, warm, after an append\n"
+                                       "  W5 write->read latency, 10,000 lines at 1,000/s (poll; exporter follow)\n"
+                                       "  W6 1 GiB and 100 x 10 MiB downloads      W7 first byte of ?record= / ?since=\n"
+                                       "  W8 daemon peak RSS and fds during W1-W3\n"
+                                       "The core alone: python -m logfs.bench.core")
+    add_arguments(p)
+    return p
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--quick", action="store_true", help="small sizes (about two minutes)")
+    p.add_argument("--scale", type=float, default=1.0, help="multiply every size by this (e.g. 0.25)")
+    p.add_argument("--out", type=Path, default=None,
+                   help="where performance.{json,md,png} go (default: docs/ for a full run, bench-results/ for --quick)")
+    p.add_argument("--dir", type=Path, default=None,
+                   help="parent of the working directory (default: beside the repository, i.e. the same disk)")
+    p.add_argument("--no-install", action="store_true", help="install nothing; systems that are missing are skipped")
+    p.add_argument("--profile", action="store_true",
+                   help="record py-spy profiles of the logfs daemon (W2, W4) and of logfs serve (W6) into --out")
+
+
+def scaled(base: dict, scale: float) -> dict:
+    s = dict(base)
+    if scale != 1.0:
+        for k, lo in (("append_mib", 2), ("lines", 800), ("latency_lines", 50), ("download_mib", 1),
+                      ("client_mib", 1), ("records", 10_000), ("ttfb_samples", 10)):
+            s[k] = max(lo, int(base[k] * scale))
+        s["clients"] = max(4, int(base["clients"] * min(1.0, scale * 4)))
+    s["lines"] -= s["lines"] % 8
+    return s
+
+
+def run_cli(args: argparse.Namespace, command: str) -> int:
+    sizes = scaled(QUICK if args.quick else FULL, args.scale)
+    out = args.out or (REPO / "bench-results" if args.quick else REPO / "docs")
+    out.mkdir(parents=True, exist_ok=True)
+    if not args.no_install:
+        ensure_tools(args.profile)
+    parent = args.dir or (REPO if os.access(REPO, os.W_OK) else Path.cwd())
+    workdir = Path(tempfile.mkdtemp(prefix=".bench-", dir=parent)).resolve()
+    log(f"logfs bench ({'quick' if args.quick else 'full'}): working in {workdir}; results to {out}")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwind (unmount, stop servers) on kill too
+    started = time.time()
+    try:
+        results = run(sizes, workdir, out, args.profile)
+    finally:
+        leftovers = [str(p) for p in workdir.iterdir() if is_mounted(str(p))] if workdir.exists() else []
+        if leftovers:
+            log(f"bench: still mounted, NOT removing {workdir}: {leftovers}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    mode = "quick" if args.quick else "full"
+    if args.scale != 1.0:
+        mode += f" x{args.scale:g}"
+    results["meta"] = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started)),
+                       "seconds": round(time.time() - started, 1), "machine": _machine(), "mode": mode,
+                       "command": command, "sizes": sizes}
+    results["targets"] = report.check_targets(results)
+    with open(out / "performance.json", "w") as f:
+        json.dump(results, f, indent=1, sort_keys=True)
+    png = report.write_png(results, str(out / "performance.png"))
+    report.write_markdown(str(out / "performance.md"), report.markdown(results, "performance.png" if png else None))
+    print(report.ratios_text(results))
+    print(f"results: {out / 'performance.json'}, {out / 'performance.md'}" + (f", {out / 'performance.png'}" if png else ""))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    command = "python -m logfs.bench " + " ".join(sys.argv[1:] if argv is None else argv)
+    return run_cli(args, command.strip())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,265 @@
+"""Turn the harness's results into ratios, target checks, a Markdown table and a PNG.
+
+The results dict (also written as JSON) maps a workload (``W1`` ... ``W8``,
+``W5_poll``, ``W5_follow``) to ``{system: figures}``; see :data:`ROWS` for which
+figure of which workload each table row shows.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+FS_SYSTEMS = [("plain", "plain dir"), ("bindfs", "bindfs"), ("logfs", "logfs")]
+NET_SYSTEMS = [("nginx", "nginx sendfile"), ("python", "Python read/send"), ("logfs_serve", "logfs serve")]
+
+
+@dataclass(frozen=True)
+class Row:
+    label: str
+    workload: str
+    field: str
+    unit: str
+    group: str            # "fs" or "net"
+    higher_better: bool = True
+
+
+ROWS = [
+    Row("W1 append, 1 MiB writes (dd)", "W1", "MB_s", "MB/s", "fs"),
+    Row("W2 append 100 B lines, 1 process", "W2", "lines_s", "lines/s", "fs"),
+    Row("W3 append 100 B lines, 8 processes", "W3", "lines_s", "lines/s", "fs"),
+    Row("W4 read, cold", "W4", "cold_MB_s", "MB/s", "fs"),
+    Row("W4 read, warm", "W4", "warm_MB_s", "MB/s", "fs"),
+    Row("W4 read, warm after an append", "W4", "warm_after_append_MB_s", "MB/s", "fs"),
+    Row("W5 latency, reader polling the file, p50", "W5_poll", "p50_ms", "ms", "fs", False),
+    Row("W5 latency, reader polling the file, p99", "W5_poll", "p99_ms", "ms", "fs", False),
+    Row("W8 daemon peak RSS during W1-W3", "W8", "peak_rss_MiB", "MiB", "fs", False),
+    Row("W8 daemon peak open fds during W1-W3", "W8", "peak_fds", "fds", "fs", False),
+    Row("W6 one download", "W6", "single_MB_s", "MB/s", "net"),
+    Row("W6 one download, server CPU", "W6", "single_cpu_s_per_GiB", "s/GiB", "net", False),
+    Row("W6 100 concurrent downloads", "W6", "concurrent_MB_s", "MB/s", "net"),
+    Row("W6 100 concurrent, server CPU", "W6", "concurrent_cpu_s_per_GiB", "s/GiB", "net", False),
+    Row("W5 latency, exporter follow, p50", "W5_follow", "p50_ms", "ms", "net", False),
+    Row("W5 latency, exporter follow, p99", "W5_follow", "p99_ms", "ms", "net", False),
+    Row("W7 first byte of ?record=N, p50", "W7", "record_p50_ms", "ms", "net", False),
+    Row("W7 first byte of ?record=N, p99", "W7", "record_p99_ms", "ms", "net", False),
+    Row("W7 first byte of ?since=T, p50", "W7", "since_p50_ms", "ms", "net", False),
+    Row("W7 first byte of ?since=T, p99", "W7", "since_p99_ms", "ms", "net", False),
+]
+
+
+def value(results: dict, workload: str, system: str, field: str):
+    v = results.get(workload, {}).get(system)
+    if not isinstance(v, dict):
+        return None
+    x = v.get(field)
+    return x if isinstance(x, (int, float)) and not isinstance(x, bool) else None
+
+
+def _ratio(a, b):
+    if a is None or b is None or b == 0:
+        return None
+    return a / b
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    op: str        # ">=" or "<=" or "<"
+    limit: float
+    unit: str      # "x" for a ratio, else the figure's unit
+
+    def holds(self, x) -> bool | None:
+        if x is None:
+            return None
+        return {">=": x >= self.limit, "<=": x <= self.limit, "<": x < self.limit}[self.op]
+
+
+def check_targets(r: dict) -> list[dict]:
+    """Every target of issue 6, with the measured value and whether it holds."""
+    v = lambda w, s, f: value(r, w, s, f)  # noqa: E731
+    checks = [
+        (Target("W1 logfs / plain dir", ">=", 0.5, "x"), _ratio(v("W1", "logfs", "MB_s"), v("W1", "plain", "MB_s"))),
+        (Target("W1 logfs / bindfs", ">=", 5, "x"), _ratio(v("W1", "logfs", "MB_s"), v("W1", "bindfs", "MB_s"))),
+        (Target("W2 logfs / bindfs", ">=", 2.5, "x"), _ratio(v("W2", "logfs", "lines_s"), v("W2", "bindfs", "lines_s"))),
+        (Target("W3 logfs / W2 logfs (lines/s)", ">=", 1.0, "x"),
+         _ratio(v("W3", "logfs", "lines_s"), v("W2", "logfs", "lines_s"))),
+        (Target("W4 cold logfs / plain dir", ">=", 0.9, "x"),
+         _ratio(v("W4", "logfs", "cold_MB_s"), v("W4", "plain", "cold_MB_s"))),
+        (Target("W4 warm logfs / plain dir", ">=", 0.9, "x"),
+         _ratio(v("W4", "logfs", "warm_MB_s"), v("W4", "plain", "warm_MB_s"))),
+        (Target("W4 warm after append logfs / plain dir", ">=", 0.9, "x"),
+         _ratio(v("W4", "logfs", "warm_after_append_MB_s"), v("W4", "plain", "warm_after_append_MB_s"))),
+        (Target("W5 exporter follow p50", "<", 1.0, "ms"), v("W5_follow", "logfs_serve", "p50_ms")),
+        (Target("W5 exporter follow p99", "<", 5.0, "ms"), v("W5_follow", "logfs_serve", "p99_ms")),
+        (Target("W6 one download, logfs serve / nginx", ">=", 0.95, "x"),
+         _ratio(v("W6", "logfs_serve", "single_MB_s"), v("W6", "nginx", "single_MB_s"))),
+        (Target("W6 100 concurrent, logfs serve / nginx", ">=", 0.95, "x"),
+         _ratio(v("W6", "logfs_serve", "concurrent_MB_s"), v("W6", "nginx", "concurrent_MB_s"))),
+        (Target("W6 one download, CPU/GiB logfs serve / nginx", "<=", 1.1, "x"),
+         _ratio(v("W6", "logfs_serve", "single_cpu_s_per_GiB"), v("W6", "nginx", "single_cpu_s_per_GiB"))),
+        (Target("W6 100 concurrent, CPU/GiB logfs serve / nginx", "<=", 1.1, "x"),
+         _ratio(v("W6", "logfs_serve", "concurrent_cpu_s_per_GiB"), v("W6", "nginx", "concurrent_cpu_s_per_GiB"))),
+        (Target("W7 ?record=N first byte p99", "<", 10.0, "ms"), v("W7", "logfs_serve", "record_p99_ms")),
+        (Target("W7 ?since=T first byte p99", "<", 10.0, "ms"), v("W7", "logfs_serve", "since_p99_ms")),
+        (Target("W8 logfs daemon peak RSS", "<", 64.0, "MiB"), v("W8", "logfs", "peak_rss_MiB")),
+    ]
+    out = []
+    for t, x in checks:
+        ok = t.holds(x)
+        if t.name.startswith("W3") and ok is not None:
+            ok = ok and bool(r.get("W3", {}).get("logfs", {}).get("whole_lines"))
+        out.append({"target": t.name, "op": t.op, "limit": t.limit, "unit": t.unit,
+                    "value": None if x is None else round(x, 3), "holds": ok})
+    return out
+
+
+def _fmt(x) -> str:
+    if x is None:
+        return "–"
+    if isinstance(x, float) and abs(x) < 10:
+        return f"{x:.2f}"
+    return f"{x:,.0f}"
+
+
+def _table(results: dict, group: str) -> list[str]:
+    systems = FS_SYSTEMS if group == "fs" else NET_SYSTEMS
+    ref_label = systems[0][1]
+    head = ["workload", "unit"] + [label for _, label in systems] + [f"logfs / {ref_label}"]
+    if group == "fs":
+        head.append("logfs / bindfs")
+    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    for row in ROWS:
+        if row.group != group:
+            continue
+        vals = [value(results, row.workload, s, row.field) for s, _ in systems]
+        cells = [row.label, row.unit] + [_fmt(x) for x in vals]
+        r = _ratio(vals[-1], vals[0])
+        cells.append("–" if r is None else f"{r:.2f}x")
+        if group == "fs":
+            r2 = _ratio(vals[-1], vals[1])
+            cells.append("–" if r2 is None else f"{r2:.2f}x")
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def markdown(results: dict, png_name: str | None) -> str:
+    meta = results.get("meta", {})
+    out = [f"Run {meta.get('date', '?')} on {meta.get('machine', '?')}; mode `{meta.get('mode', '?')}`, "
+           f"command `{meta.get('command', '?')}`.", ""]
+    if meta.get("sizes"):
+        out.append("Sizes: " + ", ".join(f"{k} = {v}" for k, v in meta["sizes"].items()) + ".")
+        out.append("")
+    for name, why in results.get("unavailable", {}).items():
+        out.append(f"- **{name} not measured**: {why}")
+    for w, per in results.items():
+        if isinstance(per, dict):
+            for s, v in per.items():
+                if isinstance(v, dict) and "error" in v:
+                    out.append(f"- **{w} on {s} failed**: {v['error']}")
+    out += ["", "### Filesystems: plain directory, bindfs, logfs mount", ""]
+    out += _table(results, "fs")
+    w3 = results.get("W3", {}).get("logfs", {})
+    if w3:
+        out += ["", f"W3 on logfs: every line whole and each writer's lines in order: "
+                f"**{'yes' if w3.get('whole_lines') else 'NO: ' + str(w3.get('problem'))}**."]
+    out += ["", "### HTTP: nginx (sendfile on), a Python read()/send() server, logfs serve", ""]
+    out += _table(results, "net")
+    out += ["", "### Targets (issue 6)", "", "| target | measured | limit | holds |", "| --- | --- | --- | --- |"]
+    for t in results.get("targets", []):
+        unit = "x" if t["unit"] == "x" else f" {t['unit']}"
+        val = "–" if t["value"] is None else f"{t['value']:.3g}{unit}"
+        holds = {True: "yes", False: "**no**", None: "not measured"}[t["holds"]]
+        out.append(f"| {t['target']} | {val} | {t['op']} {t['limit']:g}{unit} | {holds} |")
+    if png_name:
+        out += ["", f"![logfs against the reference of each workload]({png_name})"]
+    return "\n".join(out) + "\n"
+
+
+BEGIN, END = "<!-- bench:begin (written by python -m logfs.bench) -->", "<!-- bench:end -->"
+
+PAGE_HEAD = """# Performance
+
+The figures below come from the benchmark harness, run on one machine in one go:
+
+    python -m logfs.bench            # or: logfs bench, make bench (full sizes)
+    python -m logfs.bench --quick    # small sizes, about two minutes
+
+It runs the same workloads against a plain directory on the same disk (the limit), bindfs
+(a C FUSE passthrough) and a logfs mount, and for HTTP `logfs serve` against nginx
+(`sendfile on`) and a plain Python read()/send() server. See `python -m logfs.bench --help`.
+
+"""
+
+
+def write_markdown(path: str, body: str) -> None:
+    """Replace the harness's section of ``path`` (between the markers), keeping the rest."""
+    block = f"{BEGIN}\n{body}{END}\n"
+    try:
+        with open(path) as f:
+            text = f.read()
+    except FileNotFoundError:
+        text = PAGE_HEAD + block
+    else:
+        if BEGIN in text and END in text:
+            a = text.index(BEGIN)
+            b = text.index(END) + len(END)
+            text = text[:a] + block.rstrip("\n") + text[b:]
+        else:
+            text = text.rstrip("\n") + "\n\n" + block
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def write_png(results: dict, path: str) -> bool:
+    """A bar chart of each system relative to the reference of its row (plain dir or
+    nginx = 1; for 'lower is better' rows the ratio is inverted so right is better).
+    False (and no file) when matplotlib is missing."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    rows = [r for r in ROWS if r.workload not in ("W5_follow", "W7", "W8")]
+    labels, series = [], {}
+    for row in rows:
+        systems = FS_SYSTEMS if row.group == "fs" else NET_SYSTEMS
+        ref = value(results, row.workload, systems[0][0], row.field)
+        labels.append(row.label)
+        for i, (s, slabel) in enumerate(systems):
+            x = value(results, row.workload, s, row.field)
+            r = None
+            if x and ref:
+                r = x / ref if row.higher_better else ref / x
+            series.setdefault(i, []).append((slabel, r))
+    fig, ax = plt.subplots(figsize=(10, 0.55 * len(labels) + 1.5))
+    h = 0.26
+    colors = ["#9e9e9e", "#e0a030", "#2e7dd7"]
+    for i in range(3):
+        ys = [k + (1 - i) * h for k in range(len(labels))]
+        vals = [r if r is not None else 0 for _, r in series[i]]
+        ax.barh(ys, vals, height=h, color=colors[i],
+                label=["reference (plain dir / nginx)", "bindfs / Python read-send", "logfs / logfs serve"][i])
+    ax.axvline(1.0, color="black", linewidth=0.8)
+    ax.set_xscale("log")
+    ax.set_yticks(range(len(labels)))
+    ax.set_yticklabels(labels, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("relative to the reference (log scale; right is better)")
+    ax.legend(fontsize=8, loc="lower right")
+    ax.set_title(f"logfs benchmark ({results.get('meta', {}).get('mode', '')})", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return os.path.exists(path)
+
+
+def ratios_text(results: dict) -> str:
+    lines = []
+    for t in results.get("targets", []):
+        unit = "x" if t["unit"] == "x" else f" {t['unit']}"
+        val = "not measured" if t["value"] is None else f"{t['value']:.3g}{unit}"
+        holds = {True: "ok", False: "MISSED", None: "-"}[t["holds"]]
+        lines.append(f"  {t['target']:<48} {val:>14}   target {t['op']} {t['limit']:g}{unit:<4} {holds}")
+    return "\n".join(lines)

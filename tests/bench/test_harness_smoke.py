@@ -1,0 +1,75 @@
+"""The side-by-side harness (python -m logfs.bench) runs end to end at tiny sizes and
+reports every workload on every system it could start (a behaviour check of the
+harness: it measures nothing)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+FS = ("plain", "bindfs", "logfs")
+NET = ("nginx", "python", "logfs_serve")
+FIGURES = {  # workload -> systems -> the figures each must report
+    "W1": (FS, ("MB_s",)),
+    "W2": (FS, ("lines_s", "us_per_write")),
+    "W3": (FS, ("lines_s",)),
+    "W4": (FS, ("cold_MB_s", "warm_MB_s", "warm_after_append_MB_s")),
+    "W5_poll": (FS, ("p50_ms", "p99_ms")),
+    "W5_follow": (("logfs_serve",), ("p50_ms", "p99_ms")),
+    "W6": (NET, ("single_MB_s", "concurrent_MB_s", "single_cpu_s_per_GiB", "concurrent_cpu_s_per_GiB")),
+    "W7": (("logfs_serve",), ("record_p50_ms", "record_p99_ms", "since_p50_ms", "since_p99_ms")),
+    "W8": (("bindfs", "logfs"), ("peak_rss_MiB", "peak_fds")),
+}
+
+
+def _require_fuse() -> None:
+    missing = None if os.path.exists("/dev/fuse") and shutil.which("fusermount3") else "FUSE is unusable"
+    if missing and os.environ.get("CI") == "true":
+        pytest.fail(f"CI=true but {missing}")
+    if missing:
+        pytest.skip(missing)
+
+
+def _mounts_under(path) -> list[str]:
+    with open("/proc/self/mountinfo") as f:
+        return [line.split()[4] for line in f if line.split()[4].startswith(str(path))]
+
+
+def test_harness_reports_every_workload(tmp_path):
+    _require_fuse()
+    out, work = tmp_path / "out", tmp_path / "work"
+    work.mkdir()
+    r = subprocess.run([sys.executable, "-m", "logfs.bench", "--quick", "--scale", "0.02", "--no-install",
+                        "--out", str(out), "--dir", str(work)], capture_output=True, text=True, timeout=180)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert _mounts_under(tmp_path) == [], "the harness left a mount behind"
+    assert list(work.iterdir()) == [], "the harness left its working directory behind"
+
+    res = json.loads((out / "performance.json").read_text())
+    skipped = res["unavailable"]
+    assert "logfs" not in skipped and "plain" not in skipped and "logfs_serve" not in skipped, skipped
+    for workload, (systems, figures) in FIGURES.items():
+        for system in systems:
+            if system in skipped:
+                continue
+            got = res[workload][system]
+            assert "error" not in got, (workload, system, got)
+            for fig in figures:
+                assert isinstance(got[fig], (int, float)) and got[fig] > 0, (workload, system, fig, got)
+    assert res["W3"]["logfs"]["whole_lines"] is True, res["W3"]["logfs"]
+    for w in ("W5_poll", "W5_follow"):  # latencies are times, not garbage: under a second
+        for system, got in res[w].items():
+            assert got["p50_ms"] <= got["p99_ms"] < 1000, (w, system, got)
+    assert len(res["targets"]) == 16 and all(t["holds"] is not None for t in res["targets"]
+                                             if not any(s in t["target"] for s in ("bindfs", "nginx"))), res["targets"]
+
+    md = (out / "performance.md").read_text()
+    for label in ("W1 append", "W4 read, warm", "W6 one download", "W7 first byte", "Targets (issue 6)"):
+        assert label in md, label
+    for target in res["targets"]:
+        assert target["target"] in r.stdout, f"ratio {target['target']!r} not printed"
