@@ -29,7 +29,7 @@ import trio
 
 from logfs.core import open_log_store, parse_config
 from logfs.core.errors import StoreLocked
-from logfs.fusefs import control, mounts
+from logfs.fusefs import control, fastloop, mounts
 from logfs.fusefs.operations import LogfsOperations
 
 log = logging.getLogger(__name__)
@@ -247,6 +247,7 @@ async def _serve(store, ops: LogfsOperations, opts: MountOptions, mountpoint: st
         if opts.read_ahead_kb:
             nursery.start_soon(_set_read_ahead_after_init, mountpoint, opts.read_ahead_kb)
         ready(None)
+        fastloop.install()  # cheaper waits between requests (fastloop's docstring)
         await pyfuse3.main()
         log.info("FUSE session ended")
         nursery.cancel_scope.cancel()
