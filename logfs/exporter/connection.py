@@ -132,7 +132,12 @@ class HttpConnection:
                 self.exchange.bytes += n
             offset += n
             remaining -= n
-            await trio.lowlevel.checkpoint()  # let other clients run between calls
+            if remaining:
+                # A short count means the socket buffer is full: wait for room rather
+                # than retry into EAGAIN (a wasted system call and a raised exception).
+                await self._wait_writable()
+            else:
+                await trio.lowlevel.checkpoint()  # let other clients run between calls
 
     async def send_event(self, event: h11._events.Event) -> None:
         pieces = self.conn.send_with_data_passthrough(event)
