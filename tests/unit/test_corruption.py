@@ -46,6 +46,15 @@ def crashed_writer(tmp_path: Path, total: int = 20_000, fsync_after: int | None 
     return data, content, report
 
 
+def planned_appends(total: int) -> list[tuple[int, int, int]]:
+    """(offset, length, time) of each append crash_writer made for *total* bytes."""
+    out, pos = [], 0
+    for i, size in enumerate(chunk_plan(total)):
+        out.append((pos, size, CLOCK_START + i))
+        pos += size
+    return out
+
+
 def reopen(data: Path):
     return open_log_store(str(data), clock=ManualClock(CLOCK_START + 10_000_000))
 
@@ -264,10 +273,20 @@ def test_missing_index_files_after_crash(tmp_path, which):
         assert quarantined_bytes(data, TOPIC, LOG) == on_disk[end:]
         assert store.recovery_report, "missing index files were rebuilt silently"
         check_records(log, content[:end])
-        # time seeks are never late (the rebuilt time index may be coarse)
-        for t in range(CLOCK_START, CLOCK_START + 1_000, 37):
+        # time seeks never skip a record, ?until= never drops one, even with a time
+        # index rebuilt from the data (it may be coarse: early or late is fine)
+        kept = content[:end]
+        appends = [(o, min(n, end - o), t) for o, n, t in planned_appends(len(content)) if o < end]
+        for t in range(CLOCK_START - 1, CLOCK_START + len(appends) + 2):
             pos = log.time_position(t)
-            assert 0 <= pos <= log.end_offset
+            later = next((a for a in appends if a[2] >= t), None)
+            exact = kept.rfind(b"\n", 0, later[0]) + 1 if later else end
+            assert 0 <= pos <= exact, f"time_position({t}) = {pos} skips records from {exact}"
+            end_pos = log.time_end_position(t)
+            upto = [a for a in appends if a[2] <= t]
+            done = kept.rfind(b"\n", 0, upto[-1][0] + upto[-1][1]) + 1 if upto else 0
+            assert done <= end_pos <= log.end_offset, \
+                f"time_end_position({t}) = {end_pos} drops records that end by {done}"
         check_append_after(log, content[:end])
     for base in victims:
         if base < end:
@@ -294,8 +313,11 @@ def test_missing_index_files_after_clean_shutdown(tmp_path):
         log = store.log(TOPIC, LOG)
         assert read_all(log) == content
         check_records(log, content)
-        for t in range(CLOCK_START, CLOCK_START + 60):
-            assert 0 <= log.time_position(t) <= len(content)
+        for t in range(CLOCK_START - 1, CLOCK_START + 45):  # one append of 250 bytes per ms
+            exact = content.rfind(b"\n", 0, min(len(content), 250 * max(0, t - CLOCK_START))) + 1
+            assert 0 <= log.time_position(t) <= exact, f"time_position({t}) skips records from {exact}"
+            done = content.rfind(b"\n", 0, min(len(content), 250 * max(0, t - CLOCK_START + 1))) + 1
+            assert done <= log.time_end_position(t), f"time_end_position({t}) drops records that end by {done}"
         check_append_after(log, content)
 
 
