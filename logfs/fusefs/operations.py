@@ -464,13 +464,26 @@ class LogfsOperations(pyfuse3.Operations):
                 off = start
         parts = [prefix]
         slow = []  # (index in parts, path, position, length): not in the page cache
-        for r in lg.read_range(off, off + size):
-            got = _pread_cached(r.fd, r.length, r.position)
-            parts.append(got)
-            if len(got) < r.length:
-                parts.append(b"")  # placeholder for the rest of this range
-                slow.append((len(parts) - 1, r.path, r.position + len(got),
-                             r.length - len(got)))
+        # read_range hands out a bounded number of ranges per call: a request spanning
+        # more segments takes several calls (a short reply would read as end of file)
+        pos, stop = off, off + size
+        while pos < stop:
+            try:
+                ranges = lg.read_range(pos, stop)
+            except Exception:  # noqa: BLE001 - a gap after some data: return that data
+                if pos > off:
+                    break
+                raise
+            if not ranges:
+                break
+            for r in ranges:
+                got = _pread_cached(r.fd, r.length, r.position)
+                parts.append(got)
+                if len(got) < r.length:
+                    parts.append(b"")  # placeholder for the rest of this range
+                    slow.append((len(parts) - 1, r.path, r.position + len(got),
+                                 r.length - len(got)))
+                pos += r.length
         if slow:
             # Disk reads go to a worker thread through descriptors of our own (by path:
             # the core's descriptors are only valid until the next call into the store),
