@@ -107,7 +107,12 @@ def _presync(paths: list[str]) -> None:
             os.close(fd)
 
 
+NAME_MAX = 255  # what statfs reports; FUSE itself lets names of up to 1024 bytes through
+
+
 def _decode(name: bytes) -> str:
+    if len(name) > NAME_MAX:
+        raise Refused(errno.ENAMETOOLONG, f"a name of {len(name)} bytes: the limit is {NAME_MAX}")
     try:
         return name.decode("utf-8")
     except UnicodeDecodeError:
@@ -244,6 +249,8 @@ class LogfsOperations(pyfuse3.Operations):
     @fuse_handler
     async def lookup(self, parent_inode, name, ctx=None):
         parent = self._node(parent_inode)
+        if len(name) > NAME_MAX:
+            raise Refused(errno.ENAMETOOLONG, f"a name of {len(name)} bytes: the limit is {NAME_MAX}")
         try:
             sname = name.decode("utf-8")
         except UnicodeDecodeError:
