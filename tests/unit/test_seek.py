@@ -186,3 +186,39 @@ def test_time_end_position_when_the_start_is_inside_the_last_record(tmp_path):
             pos = log.time_end_position(t)
             assert pos == log.start_offset, f"time_end_position({t}) = {pos}: no record has ended"
         assert log.time_position(T0 + 1) == log.start_offset
+
+
+def test_seeks_when_the_clock_steps_back(tmp_path):
+    """The wall clock can step back (NTP). Append times are then taken as the running
+    maximum, as Kafka's time index does: seeks must still never skip (since) or drop
+    (until) a record, across segment rolls too, and move forward with T."""
+    data = tmp_path / "data"
+    data.mkdir()
+    clock = ManualClock(T0)
+    with open_log_store(str(data), defaults={"segment.bytes": "300", "index.interval.bytes": "50"},
+                        clock=clock) as store:
+        store.create_topic(TOPIC)
+        log = store.create_log(TOPIC, LOG)
+        content = bytearray()
+        appends = []
+        effective = 0
+        rnd = random.Random(9)
+        for i in range(400):
+            line = b"%d %s\n" % (i, b"z" * rnd.randrange(0, 60))
+            now = clock.now_ms()
+            effective = max(effective, now)
+            appends.append((len(content), len(line), effective))
+            assert log.append(line) == len(content)
+            content += line
+            step = rnd.choice([0, 1, 1, 2, 5, -3, -50, -1000])  # now and then, back in time
+            clock.set(max(T0 - 5_000, clock.now_ms() + step))
+        content = bytes(content)
+        assert log.segment_count > 10
+        times = sorted({a[2] for a in appends})
+        last_since = last_until = 0
+        for t in [times[0] - 1] + times + [times[-1] + 1]:
+            since = check_time_position(log, content, appends, t, 50 + 60)
+            until = check_time_end_position(log, content, appends, t, 50 + 60)
+            assert since >= last_since and until >= last_until, f"seeks moved backwards at {t}"
+            last_since, last_until = since, until
+        assert log.last_append_ms == effective
