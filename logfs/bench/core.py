@@ -8,7 +8,8 @@ Phases (each on the core and on one plain file with os.write / os.pread):
   os.write on an O_APPEND file);
 * append N MiB in 1 MiB chunks;
 * read it back in 1 MiB reads (logfs: Log.read_range + os.pread of each FileRange,
-  the path the FUSE daemon takes; plain: os.pread);
+  the path the FUSE daemon takes; plain: os.pread), twice, the faster pass counting:
+  both read what they have just written, from the page cache;
 * seek to 10,000 random records and read each (logfs: Log.record_position +
   Log.read; plain: os.pread at n * 100, the ideal of a fixed-width file whose
   positions need no index), and to 10,000 random append times (logfs only).
@@ -39,6 +40,7 @@ from logfs.core import ManualClock, open_log_store
 LINE = 100
 CHUNK = 1 << 20
 MB = 1_000_000
+READ_PASSES = 2  # reads are timed twice, the faster pass counts (another process may drop caches)
 
 
 class Progress:
@@ -124,7 +126,8 @@ def run(size_mib: int, seeks: int, workdir: Path, quiet: bool) -> dict:
     results["plain_lines"] = dict(rate(nlines * LINE, nlines, t), fsync_s=round(time.perf_counter() - t_sync, 3))
     os.close(fd)
     fd = os.open(plain, os.O_RDONLY)
-    t = _timed_loop("plain: read 1 MiB preads", nchunks, lambda i: os.pread(fd, CHUNK, i * CHUNK), progress)
+    t = min(_timed_loop(f"plain: read 1 MiB preads ({k}/{READ_PASSES})", nchunks,
+                        lambda i: os.pread(fd, CHUNK, i * CHUNK), progress) for k in range(1, READ_PASSES + 1))
     results["plain_read"] = rate(nchunks * CHUNK, nchunks * CHUNK // LINE, t)
     targets = [rnd.randrange(nlines) for _ in range(seeks)]
     t = _timed_loop("plain: pread random records", seeks,
@@ -167,7 +170,8 @@ def run(size_mib: int, seeks: int, workdir: Path, quiet: bool) -> dict:
             for r in log.read_range(i * CHUNK, (i + 1) * CHUNK):
                 os.pread(r.fd, r.length, r.position)
 
-        t = _timed_loop("logfs: read 1 MiB (read_range+pread)", nchunks, read_chunk, progress)
+        t = min(_timed_loop(f"logfs: read 1 MiB, read_range+pread ({k}/{READ_PASSES})", nchunks,
+                            read_chunk, progress) for k in range(1, READ_PASSES + 1))
         results["logfs_read"] = rate(nchunks * CHUNK, nchunks * CHUNK // LINE, t)
 
         def seek_record(i: int) -> None:

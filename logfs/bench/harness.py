@@ -285,7 +285,7 @@ def run_cli(args: argparse.Namespace, command: str) -> int:
     workdir = Path(tempfile.mkdtemp(prefix=".bench-", dir=parent)).resolve()
     log(f"logfs bench ({'quick' if args.quick else 'full'}): working in {workdir}; results to {out}")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwind (unmount, stop servers) on kill too
-    started = time.time()
+    started, load0 = time.time(), os.getloadavg()
     try:
         results = run(sizes, workdir, out, args.profile)
     finally:
@@ -299,7 +299,8 @@ def run_cli(args: argparse.Namespace, command: str) -> int:
         mode += f" x{args.scale:g}"
     results["meta"] = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started)),
                        "seconds": round(time.time() - started, 1), "machine": _machine(), "mode": mode,
-                       "command": command, "sizes": sizes}
+                       "command": command, "sizes": sizes,
+                       "load_average_before_after": [round(load0[0], 2), round(os.getloadavg()[0], 2)]}
     results["targets"] = report.check_targets(results)
     with open(out / "performance.json", "w") as f:
         json.dump(results, f, indent=1, sort_keys=True)

@@ -147,6 +147,10 @@ def markdown(results: dict, png_name: str | None) -> str:
     meta = results.get("meta", {})
     out = [f"Run {meta.get('date', '?')} on {meta.get('machine', '?')}; mode `{meta.get('mode', '?')}`, "
            f"command `{meta.get('command', '?')}`.", ""]
+    if meta.get("load_average_before_after"):
+        a, b = meta["load_average_before_after"]
+        out.append(f"1-minute load average {a} before, {b} after (other work on the machine skews figures).")
+        out.append("")
     if meta.get("sizes"):
         out.append("Sizes: " + ", ".join(f"{k} = {v}" for k, v in meta["sizes"].items()) + ".")
         out.append("")
