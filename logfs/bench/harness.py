@@ -260,6 +260,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dir", type=Path, default=None,
                    help="parent of the working directory (default: beside the repository, i.e. the same disk)")
     p.add_argument("--no-install", action="store_true", help="install nothing; systems that are missing are skipped")
+    p.add_argument("--from-json", type=Path, default=None, metavar="JSON",
+                   help="measure nothing: rewrite performance.md/.png in --out from a saved performance.json")
     p.add_argument("--profile", action="store_true",
                    help="record py-spy profiles of the logfs daemon (W2, W4) and of logfs serve (W6) into --out")
 
@@ -275,10 +277,23 @@ def scaled(base: dict, scale: float) -> dict:
     return s
 
 
+def write_reports(results: dict, out: Path) -> None:
+    png = report.write_png(results, str(out / "performance.png"))
+    report.write_markdown(str(out / "performance.md"), report.markdown(results, "performance.png" if png else None))
+    print(report.ratios_text(results))
+    print(f"results: {out / 'performance.json'}, {out / 'performance.md'}" + (f", {out / 'performance.png'}" if png else ""))
+
+
 def run_cli(args: argparse.Namespace, command: str) -> int:
     sizes = scaled(QUICK if args.quick else FULL, args.scale)
     out = args.out or (REPO / "bench-results" if args.quick else REPO / "docs")
     out.mkdir(parents=True, exist_ok=True)
+    if args.from_json:
+        with open(args.from_json) as f:
+            results = json.load(f)
+        results["targets"] = report.check_targets(results)
+        write_reports(results, out)
+        return 0
     if not args.no_install:
         ensure_tools(args.profile)
     parent = args.dir or (REPO if os.access(REPO, os.W_OK) else Path.cwd())
@@ -304,10 +319,7 @@ def run_cli(args: argparse.Namespace, command: str) -> int:
     results["targets"] = report.check_targets(results)
     with open(out / "performance.json", "w") as f:
         json.dump(results, f, indent=1, sort_keys=True)
-    png = report.write_png(results, str(out / "performance.png"))
-    report.write_markdown(str(out / "performance.md"), report.markdown(results, "performance.png" if png else None))
-    print(report.ratios_text(results))
-    print(f"results: {out / 'performance.json'}, {out / 'performance.md'}" + (f", {out / 'performance.png'}" if png else ""))
+    write_reports(results, out)
     return 0
 
 

@@ -161,7 +161,9 @@ def markdown(results: dict, png_name: str | None) -> str:
             for s, v in per.items():
                 if isinstance(v, dict) and "error" in v:
                     out.append(f"- **{w} on {s} failed**: {v['error']}")
-    out += ["", "### Filesystems: plain directory, bindfs, logfs mount", ""]
+    out += ["", "Ratios are logfs ÷ the reference of the column; for rows in ms, MiB, fds and s/GiB "
+            "lower is better, so there a ratio above 1 means logfs is worse.", ""]
+    out += ["### Filesystems: plain directory, bindfs, logfs mount", ""]
     out += _table(results, "fs")
     w3 = results.get("W3", {}).get("logfs", {})
     if w3:
@@ -251,7 +253,7 @@ def write_png(results: dict, path: str) -> bool:
     ax.set_yticklabels(labels, fontsize=8)
     ax.invert_yaxis()
     ax.set_xlabel("relative to the reference (log scale; right is better)")
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.06), ncol=3)
     ax.set_title(f"logfs benchmark ({results.get('meta', {}).get('mode', '')})", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
