@@ -296,6 +296,9 @@ class Log:
         if not data:
             return seg.base + seg.size
         now = self.store.clock.now_ms()
+        last = self._last_append_ms
+        if last is not None and now < last:
+            now = last  # the wall clock stepped back: append times are a running maximum
         cfg = self._config or self.config
         if seg.size > 0 and (seg.size + len(data) > cfg.segment_bytes or
                              (seg.first_ms is not None and now - seg.first_ms >= cfg.segment_ms)):
