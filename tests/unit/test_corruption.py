@@ -59,6 +59,19 @@ def reopen(data: Path):
     return open_log_store(str(data), clock=ManualClock(CLOCK_START + 10_000_000))
 
 
+def align_mtimes(data: Path, appends: list[tuple[int, int, int]]) -> None:
+    """Give each segment file the mtime a real clock would have left: the time of the
+    last append into it. The writers here run on a ManualClock set years back, while
+    the kernel stamps files with the wall clock; an index rebuilt from the data dates
+    the segment's first bytes by the previous segment file's mtime (the only trace of
+    time left when the index files are gone), so the two clocks must agree."""
+    for base, size in segments_on_disk(data, TOPIC, LOG):
+        times = [t for o, n, t in appends if o < base + size and o + n > base]
+        if times:
+            ns = max(times) * 1_000_000
+            os.utime(segment_path(data, TOPIC, LOG, base), ns=(ns, ns))
+
+
 def check_recovered(store, data: Path, content: bytes, durable: int, file_bytes: bytes | None) -> bytes:
     """The common checks after recovery of a single-segment log; returns the content
     as the log now holds it. *file_bytes*: the segment file as damaged (None if the
@@ -258,6 +271,7 @@ def test_missing_index_files_after_crash(tmp_path, which):
     segs = segments_on_disk(data, TOPIC, LOG)
     assert len(segs) >= 4
     victims = {"sealed": [segs[1][0]], "active": [segs[-1][0]], "all": [b for b, _ in segs]}[which]
+    align_mtimes(data, planned_appends(len(content)))
     for base in victims:
         for f in index_files(data, TOPIC, LOG, base):
             f.unlink()
@@ -307,6 +321,7 @@ def test_missing_index_files_after_clean_shutdown(tmp_path):
             log.append(content[i:i + 250])
             store.clock.advance(1)
     segs = segments_on_disk(data, TOPIC, LOG)
+    align_mtimes(data, [(i, 250, CLOCK_START + i // 250) for i in range(0, len(content), 250)])
     for f in index_files(data, TOPIC, LOG, segs[2][0]):
         f.unlink()
     with open_log_store(str(data), clock=ManualClock(CLOCK_START + 1_000)) as store:
