@@ -96,6 +96,9 @@ class Checkpoint:
                 try:
                     if os.fstat(fd).st_size != FILE_SIZE:
                         os.ftruncate(fd, FILE_SIZE)
+                    # allocate the blocks now: a store through the mapping into a hole
+                    # of a full filesystem is a SIGBUS, which would kill the daemon
+                    os.posix_fallocate(fd, 0, FILE_SIZE)
                     self._map = mmap.mmap(fd, FILE_SIZE)
                 finally:
                     os.close(fd)
