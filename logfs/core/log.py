@@ -132,6 +132,13 @@ class Log:
             self._last_append_ms = live.timestamp_ms
         if self._last_append_ms is None:
             self._last_append_ms = self._segments_last_timestamp()
+        end = active.base + active.size
+        if self.writable and (end if live is None else (live.position != end or live.tentative)):
+            # readers in other processes take the live slot as the end of the log: after
+            # a recovery that kept bytes past it (verified by an index entry) it must say
+            # where the log really ends, or the exporter serves less than the mount
+            self.checkpoint.write_live(end, active.base + active.interval_start, active.crc,
+                                       self._last_append_ms or 0)
         if self.writable and "created_ms" not in self.meta:
             self.meta["created_ms"] = self.store.clock.now_ms()
             self.save_meta()
