@@ -221,10 +221,10 @@ class MountMachine(RuleBasedStateMachine):
 
     @rule(t1=name_st, n1=name_st, t2=name_st, n2=name_st)
     def rename_log(self, t1, n1, t2, n2):
-        want = self._log_errno(t1, n1)
         a, b, c, d = enc(t1), enc(n1), enc(t2), enc(n2)
-        if want is None:
-            want = self._path_errno(c, d)
+        # rename(2) resolves both parents first, then the old name, then the new one
+        want = self._path_errno(a, b"") or self._path_errno(c, b"") or self._log_errno(t1, n1) \
+            or self._path_errno(c, d)
         if want is None:
             if (a, b) == (c, d):
                 want = 0
