@@ -45,6 +45,8 @@ ADAPTER_OPTIONS = {
     "noauto_unmount": "do not unmount automatically if the daemon dies",
     "mtime_granularity=S": "report log mtimes rounded down to S seconds (default 60; 0 = exact)",
     "read_ahead_kb=N": "kernel readahead for the mount in KiB (default: the kernel's, 128)",
+    "spin_us=N": "after each request, poll for the next one this many microseconds before "
+                 "sleeping (default 50; 0 = never spin)",
     "debug": "log every request at DEBUG level",
 }
 
@@ -61,6 +63,7 @@ class MountOptions:
     auto_unmount: bool = True
     mtime_granularity_s: float = DEFAULT_MTIME_GRANULARITY_S
     read_ahead_kb: int | None = DEFAULT_READ_AHEAD_KB
+    spin_us: int = fastloop.DEFAULT_SPIN_US
     debug: bool = False
 
 
@@ -91,6 +94,10 @@ def parse_mount_options(specs: list[str]) -> MountOptions:
                 elif key == "read_ahead_kb" and eq:
                     opts.read_ahead_kb = int(value)
                     if opts.read_ahead_kb < 0:
+                        raise ValueError
+                elif key == "spin_us" and eq:
+                    opts.spin_us = int(value)
+                    if not 0 <= opts.spin_us <= 10_000:
                         raise ValueError
                 elif "." in key and eq:
                     opts.defaults[key] = value
@@ -247,7 +254,7 @@ async def _serve(store, ops: LogfsOperations, opts: MountOptions, mountpoint: st
         if opts.read_ahead_kb:
             nursery.start_soon(_set_read_ahead_after_init, mountpoint, opts.read_ahead_kb)
         ready(None)
-        fastloop.install()  # cheaper waits between requests (fastloop's docstring)
+        fastloop.install(opts.spin_us)  # cheaper waits between requests (fastloop's docstring)
         await pyfuse3.main()
         log.info("FUSE session ended")
         nursery.cancel_scope.cancel()

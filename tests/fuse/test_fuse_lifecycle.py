@@ -62,7 +62,7 @@ def test_config_and_describe(mount_factory):
 def test_bad_mount_options_are_named(mount_factory):
     m = mount_factory(do_mount=False)
     for opt, word in [("retention.mss=1", "retention.mss"), ("segment.bytes=x", "segment.bytes"),
-                      ("frobnicate", "frobnicate")]:
+                      ("frobnicate", "frobnicate"), ("spin_us=-5", "spin_us"), ("spin_us=x", "spin_us")]:
         r = run([LOGFS, "mount", "-o", opt, str(m.data), str(m.mnt)], check=False)
         assert r.returncode != 0 and word in r.stderr, r.stderr
         assert not mounted(str(m.mnt))

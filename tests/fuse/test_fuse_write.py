@@ -103,7 +103,12 @@ os.close(fd)
 """
 
 
-def test_concurrent_producers_never_interleave(mnt):
+@pytest.mark.parametrize("options", [(), ("spin_us=0",)], ids=["default", "no-spin"])
+def test_concurrent_producers_never_interleave(mount_factory, options):
+    """8 processes x 10,000 lines, with the daemon's post-request spin (the default)
+    and without it (fastloop.py): the same whole lines in each writer's order."""
+    mnt = mount_factory(*options)
+    os.mkdir(mnt.p("t"))
     log = mnt.p("t", "l")
     open(log, "a").close()
     procs, n = 8, 10_000
