@@ -14,7 +14,7 @@ import os
 
 import pytest
 
-from fuse_helpers import Mount, mounted, require_fuse
+from fuse_helpers import Mount, new_mount, require_fuse, tear_down
 
 
 @pytest.fixture
@@ -24,31 +24,10 @@ def mount_factory(tmp_path):
     made: list[Mount] = []
 
     def make(*options: str, name: str = "m", do_mount: bool = True) -> Mount:
-        base = tmp_path / name
-        data, mnt = base / "data", base / "mnt"
-        data.mkdir(parents=True, exist_ok=True)
-        mnt.mkdir(parents=True, exist_ok=True)
-        m = Mount(data, mnt, list(options))
-        made.append(m)
-        if do_mount:
-            m.mount()
-        return m
+        return new_mount(made, tmp_path / name / "data", tmp_path / name / "mnt", options, do_mount)
 
     yield make
-    errors = []
-    for m in made:
-        try:
-            m.cleanup()
-        finally:
-            bad = [line for line in m.daemon_log().splitlines()
-                   if " ERROR " in line or "Traceback" in line]
-            if bad:
-                errors.append(f"{m.data}: daemon logged errors:\n" + "\n".join(bad[:20]))
-    for m in made:
-        if mounted(str(m.mnt)):
-            errors.append(f"{m.mnt} is still mounted after cleanup")
-    if errors:
-        pytest.fail("\n".join(errors))
+    tear_down(made)
 
 
 @pytest.fixture

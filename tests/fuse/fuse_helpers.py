@@ -134,6 +134,36 @@ class Mount:
             return ""
 
 
+def new_mount(made: list[Mount], data: Path, mnt: Path, options, do_mount: bool) -> Mount:
+    """A :class:`Mount` of *data* on *mnt*, recorded in *made* for :func:`tear_down`."""
+    data.mkdir(parents=True, exist_ok=True)
+    mnt.mkdir(parents=True, exist_ok=True)
+    m = Mount(data, mnt, list(options))
+    made.append(m)
+    if do_mount:
+        m.mount()
+    return m
+
+
+def tear_down(made: list[Mount]) -> None:
+    """Unmount and stop everything in *made*, whatever happened; then fail the test if
+    a daemon logged an ERROR (an unexpected exception in a handler) or a mount is left."""
+    errors = []
+    for m in made:
+        try:
+            m.cleanup()
+        finally:
+            bad = [line for line in m.daemon_log().splitlines()
+                   if " ERROR " in line or "Traceback" in line]
+            if bad:
+                errors.append(f"{m.data}: daemon logged errors:\n" + "\n".join(bad[:20]))
+    for m in made:
+        if mounted(str(m.mnt)):
+            errors.append(f"{m.mnt} is still mounted after cleanup")
+    if errors:
+        pytest.fail("\n".join(errors))
+
+
 def wait_for(predicate, timeout: float, what: str, interval: float = 0.01):
     """Poll ``predicate`` until truthy; fail saying what was expected and what came."""
     deadline = time.monotonic() + timeout

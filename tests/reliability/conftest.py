@@ -24,7 +24,7 @@ for sub in ("fuse", "exporter", "unit"):
     if p not in sys.path:
         sys.path.append(p)
 
-from fuse_helpers import Mount, mounted, require_fuse  # noqa: E402
+from fuse_helpers import Mount, mounted, new_mount, require_fuse, tear_down  # noqa: E402
 
 FIGURES: dict[str, dict] = {}
 
@@ -62,29 +62,10 @@ def mount_factory(tmp_path):
     made: list[Mount] = []
 
     def make(data: Path, mnt: Path, *options: str, do_mount: bool = True) -> Mount:
-        data.mkdir(parents=True, exist_ok=True)
-        mnt.mkdir(parents=True, exist_ok=True)
-        m = Mount(data, mnt, list(options))
-        made.append(m)
-        if do_mount:
-            m.mount()
-        return m
+        return new_mount(made, data, mnt, options, do_mount)
 
     yield make
-    errors = []
-    for m in made:
-        try:
-            m.cleanup()
-        finally:
-            bad = [line for line in m.daemon_log().splitlines()
-                   if " ERROR " in line or "Traceback" in line]
-            if bad:
-                errors.append(f"{m.data}: daemon logged errors:\n" + "\n".join(bad[:20]))
-    for m in made:
-        if mounted(str(m.mnt)):
-            errors.append(f"{m.mnt} is still mounted after cleanup")
-    if errors:
-        pytest.fail("\n".join(errors))
+    tear_down(made)
 
 
 @pytest.fixture
