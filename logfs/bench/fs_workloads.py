@@ -47,8 +47,13 @@ def drop_caches(paths: list[str]) -> str:
 
 
 def w1_append_chunks(t: FsTarget, size_mib: int) -> dict:
-    """dd appending SIZE in 1 MiB writes (page cache; no fsync, as dd does by default)."""
+    """dd appending SIZE in 1 MiB writes (page cache; no fsync, as dd does by default)
+    to a new file (a previous round's is removed first)."""
     path = t.path("w1")
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
     sync()
     t0 = time.perf_counter()
     subprocess.run(["dd", "if=/dev/zero", f"of={path}", "bs=1M", f"count={size_mib}",
@@ -58,6 +63,14 @@ def w1_append_chunks(t: FsTarget, size_mib: int) -> dict:
     if size != size_mib * MiB:
         raise AssertionError(f"{t.name} W1: file is {size} bytes, expected {size_mib * MiB}")
     return {"seconds": round(dt, 3), "MB_s": round(size / MB / dt, 1)}
+
+
+def best_of(runs: list[dict], key: str) -> dict:
+    """The run with the highest *key*, with every run's *key* beside it: on a shared VM
+    a run can only be slowed down (page allocation, other work), never sped up."""
+    best = dict(max(runs, key=lambda r: r[key]))
+    best[f"runs_{key}"] = [r[key] for r in runs]
+    return best
 
 
 def _read_all(path: str, bs: int = MiB) -> tuple[int, float]:

@@ -154,8 +154,17 @@ def run(sizes: dict, workdir: Path, out: Path, profile: bool) -> dict:
         log(f"W1-W3 (W8 sampled meanwhile): {sizes['append_mib']} MiB in 1 MiB writes; "
             f"{sizes['lines']:,} lines of 100 B")
         with fsw.ResourceSampler(daemons) as sampler:
-            for t in targets:
-                _attempt(results, "W1", t.name, fsw.w1_append_chunks, t, sizes["append_mib"])
+            # W1 in rounds (plain, bindfs, logfs; again...), the best run of each kept:
+            # on this kind of VM the first touch of fresh page-cache memory can cost
+            # ~2.6 ms per MiB for whoever allocates it (docs/performance.md)
+            w1_runs: dict[str, list[dict]] = {}
+            for _round in range(sizes["reps"]):
+                for t in targets:
+                    res = _attempt(results, "W1", t.name, fsw.w1_append_chunks, t, sizes["append_mib"])
+                    if res is not None:
+                        w1_runs.setdefault(t.name, []).append(res)
+            for name, runs in w1_runs.items():
+                results["W1"][name] = fsw.best_of(runs, "MB_s")
             for t in targets:
                 with profiled(profile and t.name == "logfs", t.pids, out, "w2"):
                     _attempt(results, "W2", t.name, fsw.w2_lines, t, sizes["lines"])
