@@ -2,15 +2,16 @@
 
 Theory of operation
 -------------------
-The kernel drops every cached page of a FUSE file when a getattr/lookup reply carries
-an mtime different from the one it holds (libfuse enables ``auto_inval_data`` and
-pyfuse3 cannot turn it off). After each write the kernel marks the file's attributes
-stale and asks again, so reporting the exact time of the last append would empty the
-cache of a log on every append. A log's mtime is therefore its last append time
-rounded *down* to ``granularity_ns`` (60 s by default, ``-o mtime_granularity=S``):
-it changes at most once per granularity while the log is written, and the appended
-bytes themselves reach readers through ``st_size``, which is always exact
-(``end_offset``). docs/fuse.md has the measurements.
+With libfuse's ``auto_inval_data`` on, the kernel drops every cached page of a FUSE
+file when a getattr/lookup reply carries an mtime different from the one it holds;
+after each write it marks the attributes stale and asks again, so exact mtimes would
+empty a log's cache on every append. The mount turns the flag off (conninfo.py) and
+then reports exact mtimes: a log's mtime is the time of its last append. Where that
+fails (or ``-o auto_inval_data``), the mtime is the last append time rounded *down* to
+``granularity_ns`` (60 s, ``-o mtime_granularity=S``): it changes at most once per
+granularity while the log is written. The appended bytes themselves reach readers
+through ``st_size``, which is always exact (``end_offset``). docs/fuse.md has the
+measurements.
 
 Logs keep mode/uid/gid in the core (persisted in log.json). The root and topics use
 those of their backing directories in DATA, so they persist too.

@@ -34,7 +34,6 @@ from logfs.fusefs.operations import LogfsOperations
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MTIME_GRANULARITY_S = 60.0
 DEFAULT_READ_AHEAD_KB: int | None = None  # keep the kernel's 128 KiB: measured faster (docs/fuse.md)
 PID_FILE = "daemon.pid"
 LOG_FILE = "daemon.log"
@@ -43,7 +42,10 @@ ADAPTER_OPTIONS = {
     "allow_other": "let other users use the mount (needs user_allow_other in /etc/fuse.conf)",
     "allow_root": "let root use the mount",
     "noauto_unmount": "do not unmount automatically if the daemon dies",
-    "mtime_granularity=S": "report log mtimes rounded down to S seconds (default 60; 0 = exact)",
+    "mtime_granularity=S": "report log mtimes rounded down to S seconds (default: exact, or 60 "
+                           "where auto_inval_data cannot be turned off; 0 = exact)",
+    "auto_inval_data": "keep libfuse's auto_inval_data: a changed mtime then drops a log's "
+                       "cached pages (default: turned off, docs/fuse.md)",
     "read_ahead_kb=N": "kernel readahead for the mount in KiB (default: the kernel's, 128)",
     "spin_us=N": "after each request, poll for the next one this many microseconds before "
                  "sleeping (default 50; 0 = never spin)",
@@ -61,7 +63,8 @@ class MountOptions:
     allow_other: bool = False
     allow_root: bool = False
     auto_unmount: bool = True
-    mtime_granularity_s: float = DEFAULT_MTIME_GRANULARITY_S
+    mtime_granularity_s: float | None = None  # None: exact, or 60 s if auto_inval_data stays on
+    auto_inval_data: bool = False
     read_ahead_kb: int | None = DEFAULT_READ_AHEAD_KB
     spin_us: int = fastloop.DEFAULT_SPIN_US
     debug: bool = False
@@ -87,6 +90,8 @@ def parse_mount_options(specs: list[str]) -> MountOptions:
                     opts.auto_unmount = True
                 elif key == "debug" and not eq:
                     opts.debug = True
+                elif key == "auto_inval_data" and not eq:
+                    opts.auto_inval_data = True
                 elif key == "mtime_granularity" and eq:
                     opts.mtime_granularity_s = float(value)
                     if opts.mtime_granularity_s < 0:
@@ -174,6 +179,7 @@ def describe(store, ops: LogfsOperations, parts: tuple[str, ...]) -> dict[str, A
             "topics": store.topics(),
             "fuse": dict(ops.totals),
             "mtime_granularity_s": ops.mtime_granularity_ns / 1e9,
+            "auto_inval_data": ops.auto_inval_data,
         }
     if len(parts) == 1:
         return {"kind": "topic", "topic": parts[0], "logs": store.logs(parts[0]),
@@ -305,7 +311,8 @@ def _run_mount(data_dir, mountpoint, opts, ready) -> int:
                         data_dir, len(report))
         for action in report:
             log.warning("recovery: %s", action)
-        ops = LogfsOperations(store, data_dir, mtime_granularity_s=opts.mtime_granularity_s)
+        ops = LogfsOperations(store, data_dir, mtime_granularity_s=opts.mtime_granularity_s,
+                              keep_auto_inval_data=opts.auto_inval_data)
         options = _fuse_options(data_dir, opts)
         if opts.debug:
             options.add("debug")

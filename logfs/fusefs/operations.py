@@ -15,10 +15,11 @@ because every byte reaches the log through this mount. A write anywhere else is
 refused with EPERM, as is O_TRUNC / truncate of a non-empty log.
 
 Reads use the page cache: ``open`` replies with ``keep_cache``, so pages survive
-open/close, and getattr reports an mtime rounded down to ``mtime_granularity_s``
-so that appends do not change it on every write (a changed mtime in a getattr
-reply makes the kernel drop all cached pages of the file; see docs/fuse.md).
-Cached pages are dropped on purpose only when retention moves a log's start.
+open/close, and ``init`` turns off libfuse's auto_inval_data (conninfo.py), so the
+exact mtime getattr reports after an append does not make the kernel drop the
+file's cached pages (where that fails, mtimes are rounded down to 60 s instead;
+see docs/fuse.md). Cached pages are dropped on purpose only when retention moves a
+log's start.
 
 All handlers run in the single trio thread, and only that thread calls the core
 (which is not thread-safe). Appends and reads are page-cache operations and run
@@ -40,10 +41,14 @@ import trio
 
 from logfs.core import LogStore
 from logfs.fusefs.attrs import DirAttrs, log_attributes
+from logfs.fusefs.conninfo import disable_auto_inval_data
 from logfs.fusefs.errors import Refused, fuse_handler
 from logfs.fusefs.inodes import ROOT_INODE, InodeTable, Kind, Node
 
 log = logging.getLogger(__name__)
+
+# log mtimes are rounded down to this when auto_inval_data stays on (attrs.py)
+FALLBACK_MTIME_GRANULARITY_S = 60.0
 
 PAGE_SIZE = 4096
 SPLIT_WRITE_RESERVE = (1 << 20) + (64 << 10)  # the largest FUSE write, plus index room
@@ -135,13 +140,19 @@ class LogfsOperations(pyfuse3.Operations):
         store: LogStore,
         data_dir: str,
         *,
-        mtime_granularity_s: float = 60.0,
+        mtime_granularity_s: float | None = None,
+        keep_auto_inval_data: bool = False,
         spawn: Callable[..., Any] | None = None,
     ) -> None:
         super().__init__()
         self.store = store
         self.data_dir = data_dir
-        self.mtime_granularity_ns = int(mtime_granularity_s * 1e9)
+        # None: exact mtimes once init() has turned auto_inval_data off, else coarse
+        self.requested_granularity_s = mtime_granularity_s
+        self.mtime_granularity_ns = int((FALLBACK_MTIME_GRANULARITY_S if mtime_granularity_s is None
+                                         else mtime_granularity_s) * 1e9)
+        self.keep_auto_inval_data = keep_auto_inval_data
+        self.auto_inval_data = True
         self.spawn = spawn
         self.inodes = InodeTable()
         self.totals: dict[str, int] = {
@@ -152,6 +163,24 @@ class LogfsOperations(pyfuse3.Operations):
         self._dir_inode: dict[int, int] = {}
         self._next_dir_fh = itertools.count(1 << 40)
         self.dir_attrs = DirAttrs(self._dir_path)
+
+    def init(self) -> None:
+        """Runs inside the FUSE INIT handshake (pyfuse3's fuse_init), before libfuse
+        answers the kernel: the moment to turn auto_inval_data off (conninfo.py)."""
+        if not self.keep_auto_inval_data:
+            try:
+                disable_auto_inval_data()
+                self.auto_inval_data = False
+            except Exception as exc:  # noqa: BLE001 - never fail the mount over this
+                log.warning("could not turn off auto_inval_data (%s): appends will drop a log's "
+                            "cached pages whenever its reported mtime changes", exc)
+        if self.requested_granularity_s is None:
+            self.mtime_granularity_ns = 0 if not self.auto_inval_data else \
+                int(FALLBACK_MTIME_GRANULARITY_S * 1e9)
+        log.info("kernel page cache: auto_inval_data %s, log mtimes %s",
+                 "on" if self.auto_inval_data else "off",
+                 f"rounded down to {self.mtime_granularity_ns / 1e9:g} s" if self.mtime_granularity_ns
+                 else "exact")
 
     # ----------------------------------------------------------------- helpers
 
