@@ -174,9 +174,8 @@ class LogfsOperations(pyfuse3.Operations):
             except Exception as exc:  # noqa: BLE001 - never fail the mount over this
                 log.warning("could not turn off auto_inval_data (%s): appends will drop a log's "
                             "cached pages whenever its reported mtime changes", exc)
-        if self.requested_granularity_s is None:
-            self.mtime_granularity_ns = 0 if not self.auto_inval_data else \
-                int(FALLBACK_MTIME_GRANULARITY_S * 1e9)
+        if self.requested_granularity_s is None and not self.auto_inval_data:
+            self.mtime_granularity_ns = 0  # exact mtimes no longer cost the page cache
         log.info("kernel page cache: auto_inval_data %s, log mtimes %s",
                  "on" if self.auto_inval_data else "off",
                  f"rounded down to {self.mtime_granularity_ns / 1e9:g} s" if self.mtime_granularity_ns
