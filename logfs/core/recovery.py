@@ -13,6 +13,10 @@ After a crash the bytes of a log fall in three parts:
    reaches further. After ``kill -9`` the live mark is exact and nothing is cut;
    after a power loss it may not verify, and the unverified tail is cut.
 
+An append the live mark does not cover yet, or covers as *tentative* (the first part
+of a write the kernel split, see checkpoint.py), was never acknowledged as a whole:
+of it, recovery keeps only whole lines, so no half line is left for the next append.
+
 Whatever lies after the valid data (a zero or garbage tail, a torn write, a segment
 that overlaps the next) is moved to a quarantine file beside the segments and
 reported, never deleted. Index entries pointing past the data are dropped; missing
@@ -41,7 +45,7 @@ logger = logging.getLogger(__name__)
 class RecoveryAction:
     topic: str
     log: str
-    kind: str      # "truncated", "index-rebuilt", "index-trimmed", "gap", "overlap"
+    kind: str      # "truncated", "index-rebuilt", "index-trimmed", "gap", "overlap", "unfinished-write"
     detail: str
     offset: int = -1
     length: int = 0
@@ -229,6 +233,7 @@ def recover_log(log, clock_ms: int) -> list[RecoveryAction]:
             prev_pos = pos
         if bad_at is None:
             valid = max(prev_pos, min(trusted - seg.base, seg.size)) if trusted > seg.base else prev_pos
+            live_ok = False
             if is_last or valid < seg.size:
                 for mark in (live, rp):
                     # a mark vouches for its own interval only: the bytes before it
@@ -237,8 +242,14 @@ def recover_log(log, clock_ms: int) -> list[RecoveryAction]:
                     if mark is not None and mark.interval_start - seg.base <= valid and \
                             _mark_verifies(seg, mark):
                         valid = max(valid, mark.position - seg.base)
-            if is_last and live is not None and live.tentative and valid == live.position - seg.base:
-                valid = _drop_tentative(seg, live, trusted, valid, act)
+                        live_ok = live_ok or mark is live
+            if is_last and live_ok:
+                assert live is not None
+                at = live.position - seg.base
+                if live.tentative and valid == at:
+                    valid = _drop_tentative(seg, live, trusted, valid, act)
+                elif valid > at:
+                    valid = _drop_unacknowledged(seg, live, trusted, valid, act)
             if valid < seg.size:
                 bad_at = valid
             elif gap_after:
@@ -257,16 +268,31 @@ def _drop_tentative(seg: Segment, live: TailMark, trusted: int, valid: int, act)
     """The live mark says its last append may be the first part of a write the
     kernel split at a page boundary, whose rest never came: keep it only up to its
     last newline (never below the recovery point). Returns the new valid end."""
-    start = max(live.position - live.tentative, trusted, seg.base) - seg.base
+    return _whole_lines_only(seg, live.position - live.tentative, trusted, valid, act,
+                             "was the first part of a write that never finished")
+
+
+def _drop_unacknowledged(seg: Segment, live: TailMark, trusted: int, valid: int, act) -> int:
+    """Bytes past the live mark that an index entry verifies: the daemon died inside
+    an append, after its data and index entry and before the live mark, so the append
+    was never acknowledged, and it may be the first part of a split write (tentative,
+    but not yet marked so). Keep only its whole lines."""
+    return _whole_lines_only(seg, live.position, trusted, valid, act,
+                             "was never acknowledged (the writer died inside the append)")
+
+
+def _whole_lines_only(seg: Segment, start_abs: int, trusted: int, valid: int, act, why: str) -> int:
+    """Cut the bytes [start_abs, seg.base + valid) back to their last newline, never
+    below the recovery point. Returns the new valid end (segment-relative)."""
+    start = max(start_abs, trusted, seg.base) - seg.base
     if start >= valid:
         return valid
     chunk = os.pread(seg.fd(), valid - start, start)
     newline = chunk.rfind(b"\n")
     keep = start + newline + 1 if newline >= 0 else start
     if keep < valid:
-        act("unfinished-write", f"the last append ({valid - start} bytes at {seg.base + start}) was the "
-            f"first part of a write that never finished; cutting it back to offset {seg.base + keep}",
-            offset=seg.base + keep, length=valid - keep)
+        act("unfinished-write", f"the last append ({valid - start} bytes at {seg.base + start}) {why}; "
+            f"cutting it back to offset {seg.base + keep}", offset=seg.base + keep, length=valid - keep)
     return keep
 
 

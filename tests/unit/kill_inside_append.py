@@ -1,0 +1,54 @@
+"""A writer that dies by SIGKILL at a chosen point inside the core's append path,
+for the tests of what recovery keeps of an append that was never acknowledged.
+
+Usage: python kill_inside_append.py DATA WHERE TENTATIVE
+
+It appends the lines of LINES one by one, then the last part PARTIAL (the first part
+of a write the kernel split at a page boundary, as the mount appends it: tentative,
+or not), and kills itself with SIGKILL:
+
+* WHERE=after-data: once the segment holds the bytes (and their offset-index entry),
+  before the live tail mark says so: the daemon died inside the append;
+* WHERE=after-append: once the append returned (the mount would then reply to the
+  kernel, which would send the rest of the write).
+
+Nothing is stubbed: the child's real segment, index and checkpoint files are what
+a daemon killed at that point leaves in the page cache.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+
+from logfs.core import open_log_store
+from logfs.core import segment as segment_module
+
+TOPIC, LOG = "t", "l"
+LINES = [b"line %04d %s\n" % (i, b"x" * (37 * i % 300)) for i in range(40)]
+PARTIAL = b"the first part of a line whose rest never came " + b"y" * 1500
+
+
+def main() -> None:
+    data, where, tentative = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
+    os.makedirs(data, exist_ok=True)
+    store = open_log_store(data, defaults={"index.interval.bytes": "512"})
+    store.create_topic(TOPIC)
+    log = store.create_log(TOPIC, LOG)
+    for line in LINES:
+        log.append(line)
+    if where == "after-data":
+        real = segment_module.Segment.append
+
+        def append_then_die(self, data, now_ms, interval):
+            real(self, data, now_ms, interval)
+            os.kill(os.getpid(), signal.SIGKILL)
+
+        segment_module.Segment.append = append_then_die  # type: ignore[method-assign]
+    log.append(PARTIAL, tentative=tentative)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+if __name__ == "__main__":
+    main()

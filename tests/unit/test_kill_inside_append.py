@@ -1,0 +1,81 @@
+"""What recovery keeps of an append the writer died inside (SIGKILL, a real child
+process, see kill_inside_append.py): every earlier append whole, never half a line.
+
+The mount appends the first part of a write the kernel split at a page boundary as
+*tentative*; a daemon killed before the rest arrives must not leave that half line
+for the next append to glue onto. The kill can land after the append returned (the
+live mark counts the bytes as tentative) or inside it, after the data and its index
+entry reached the segment but before the live mark moved (found by the daemon-crash
+suite: an index entry vouched for the half line).
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from logfs.core import open_log_store
+from storekit import quarantined_bytes, read_all, report_text
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import kill_inside_append as child  # noqa: E402
+
+WHOLE = b"".join(child.LINES)
+
+
+def run_child(data: Path, where: str, tentative: bool) -> None:
+    proc = subprocess.run([sys.executable, str(HERE / "kill_inside_append.py"), str(data), where,
+                           "1" if tentative else "0"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == -signal.SIGKILL, f"the child did not die by SIGKILL: {proc}"
+
+
+@pytest.mark.parametrize("where", ["after-data", "after-append"])
+def test_half_a_split_write_is_cut_back_to_whole_lines(tmp_path, where):
+    data = tmp_path / "data"
+    run_child(data, where, tentative=True)
+    store = open_log_store(str(data))
+    try:
+        log = store.log(child.TOPIC, child.LOG)
+        got = read_all(log)
+        assert got == WHOLE, f"recovered {len(got)} bytes, want the {len(WHOLE)} bytes of whole lines"
+        assert log.records == len(child.LINES)
+        assert quarantined_bytes(data, child.TOPIC, child.LOG) == child.PARTIAL
+        assert "unfinished-write" in report_text(store)
+        # the next append starts a fresh line instead of gluing onto half of one
+        log.append(b"next\n")
+        assert read_all(log) == WHOLE + b"next\n"
+    finally:
+        store.close()
+
+
+def test_an_unacknowledged_append_keeps_only_whole_lines(tmp_path):
+    """Not tentative and dying after the data: the append was never acknowledged, so
+    recovery keeps only its whole lines: here it ends without a newline, so all of
+    it goes (into quarantine), and nothing before it is touched."""
+    data = tmp_path / "data"
+    run_child(data, "after-data", tentative=False)
+    store = open_log_store(str(data))
+    try:
+        log = store.log(child.TOPIC, child.LOG)
+        assert read_all(log) == WHOLE
+        assert quarantined_bytes(data, child.TOPIC, child.LOG) == child.PARTIAL
+    finally:
+        store.close()
+
+
+def test_an_acknowledged_append_is_kept_even_without_a_newline(tmp_path):
+    """Not tentative and dying after the append returned: acknowledged, so kept."""
+    data = tmp_path / "data"
+    run_child(data, "after-append", tentative=False)
+    store = open_log_store(str(data))
+    try:
+        log = store.log(child.TOPIC, child.LOG)
+        assert read_all(log) == WHOLE + child.PARTIAL
+        assert quarantined_bytes(data, child.TOPIC, child.LOG) == b""
+    finally:
+        store.close()
