@@ -100,6 +100,7 @@ class Log:
         self.bytes_read = 0
         self._last_append_ms: int | None = None
         self._gone = False  # deleted or renamed by the writer: every use is NotFound
+        self._tentative = False  # the last append may be the first part of a split write
         try:
             self._dir_ino = os.stat(directory).st_ino
         except FileNotFoundError:
@@ -296,7 +297,9 @@ class Log:
         active segment is full or old. Raises StorageIOError (nothing appended).
         *tentative*: *data* may be the first part of a write whose rest is still to
         come (the FUSE adapter's page-boundary splits); if the writer dies before the
-        next append, recovery cuts it back to its last newline."""
+        next append, recovery cuts it back to its last newline. The next append goes
+        to the same segment, even past segment.bytes: a write is never split between
+        two segments, and the tentative bytes stay where recovery looks for them."""
         if self._gone or not self.writable:
             self._check_writable()
         seg = self._segments[-1]
@@ -307,8 +310,11 @@ class Log:
         if last is not None and now < last:
             now = last  # the wall clock stepped back: append times are a running maximum
         cfg = self._config or self.config
-        if seg.size > 0 and (seg.size + len(data) > cfg.segment_bytes or
-                             (seg.first_ms is not None and now - seg.first_ms >= cfg.segment_ms)):
+        # the rest of a write whose first part was tentative goes where that part went:
+        # a roll in between would move the live mark past it, out of recovery's reach
+        if seg.size > 0 and not self._tentative and (
+                seg.size + len(data) > cfg.segment_bytes or
+                (seg.first_ms is not None and now - seg.first_ms >= cfg.segment_ms)):
             self.roll(now)
             if cfg.retention_bytes >= 0 or cfg.retention_ms >= 0:
                 self.apply_retention(now)  # SPEC: retention is applied whenever a segment rolls
@@ -318,6 +324,7 @@ class Log:
         self._last_append_ms = seg.last_ms
         self.checkpoint.write_live(seg.base + seg.size, seg.base + seg.interval_start, seg.crc,
                                    seg.last_ms or now, len(data) if tentative else 0)
+        self._tentative = tentative
         self.unflushed = True
         return position
 
@@ -405,7 +412,8 @@ class Log:
         now = self.store.clock.now_ms() if now_ms is None else now_ms
         cfg = self.config
         active = self._segments[-1]
-        if active.size > 0 and active.first_ms is not None and now - active.first_ms >= cfg.segment_ms:
+        if active.size > 0 and not self._tentative and active.first_ms is not None and \
+                now - active.first_ms >= cfg.segment_ms:
             self.roll(now)
         deleted = 0
         while len(self._segments) > 1:

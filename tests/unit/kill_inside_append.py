@@ -3,14 +3,16 @@ for the tests of what recovery keeps of an append that was never acknowledged.
 
 Usage: python kill_inside_append.py DATA WHERE TENTATIVE
 
-It appends the lines of LINES one by one, then the last part PARTIAL (the first part
-of a write the kernel split at a page boundary, as the mount appends it: tentative,
-or not), and kills itself with SIGKILL:
+It appends the lines of LINES one by one, then PARTIAL (the first part of a write
+the kernel split at a page boundary, as the mount appends it: tentative, or not),
+which fills the segment to exactly segment.bytes, and kills itself with SIGKILL:
 
-* WHERE=after-data: once the segment holds the bytes (and their offset-index entry),
-  before the live tail mark says so: the daemon died inside the append;
+* WHERE=after-data: once the segment holds PARTIAL's bytes (and their offset-index
+  entry), before the live tail mark says so: the daemon died inside the append;
 * WHERE=after-append: once the append returned (the mount would then reply to the
-  kernel, which would send the rest of the write).
+  kernel, which would send the rest of the write);
+* WHERE=before-rest: inside the append of REST (the rest of the write), before its
+  bytes reach a segment: after any roll that append would make.
 
 Nothing is stubbed: the child's real segment, index and checkpoint files are what
 a daemon killed at that point leaves in the page cache.
@@ -28,26 +30,34 @@ from logfs.core import segment as segment_module
 TOPIC, LOG = "t", "l"
 LINES = [b"line %04d %s\n" % (i, b"x" * (37 * i % 300)) for i in range(40)]
 PARTIAL = b"the first part of a line whose rest never came " + b"y" * 1500
+REST = b" and its rest\n"
+SEGMENT_BYTES = sum(map(len, LINES)) + len(PARTIAL)
+
+
+def die() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
 
 
 def main() -> None:
     data, where, tentative = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
     os.makedirs(data, exist_ok=True)
-    store = open_log_store(data, defaults={"index.interval.bytes": "512"})
+    store = open_log_store(data, defaults={"index.interval.bytes": "512",
+                                           "segment.bytes": str(SEGMENT_BYTES)})
     store.create_topic(TOPIC)
     log = store.create_log(TOPIC, LOG)
     for line in LINES:
         log.append(line)
+    real = segment_module.Segment.append
     if where == "after-data":
-        real = segment_module.Segment.append
-
         def append_then_die(self, data, now_ms, interval):
             real(self, data, now_ms, interval)
-            os.kill(os.getpid(), signal.SIGKILL)
-
+            die()
         segment_module.Segment.append = append_then_die  # type: ignore[method-assign]
     log.append(PARTIAL, tentative=tentative)
-    os.kill(os.getpid(), signal.SIGKILL)
+    if where == "before-rest":
+        segment_module.Segment.append = lambda *_args: die()  # type: ignore[method-assign]
+        log.append(REST)
+    die()
 
 
 if __name__ == "__main__":

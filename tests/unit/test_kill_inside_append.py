@@ -6,7 +6,9 @@ The mount appends the first part of a write the kernel split at a page boundary 
 for the next append to glue onto. The kill can land after the append returned (the
 live mark counts the bytes as tentative) or inside it, after the data and its index
 entry reached the segment but before the live mark moved (found by the daemon-crash
-suite: an index entry vouched for the half line).
+suite: an index entry vouched for the half line), or inside the append of the rest,
+after a roll (found by the same suite: the roll moved the live mark past the half
+line). So the rest of a tentative write never rolls: it joins its first part.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from logfs.core import open_log_store
-from storekit import quarantined_bytes, read_all, report_text
+from storekit import quarantined_bytes, read_all, report_text, segments_on_disk
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -34,7 +36,7 @@ def run_child(data: Path, where: str, tentative: bool) -> None:
     assert proc.returncode == -signal.SIGKILL, f"the child did not die by SIGKILL: {proc}"
 
 
-@pytest.mark.parametrize("where", ["after-data", "after-append"])
+@pytest.mark.parametrize("where", ["after-data", "after-append", "before-rest"])
 def test_half_a_split_write_is_cut_back_to_whole_lines(tmp_path, where):
     data = tmp_path / "data"
     run_child(data, where, tentative=True)
@@ -77,5 +79,27 @@ def test_an_acknowledged_append_is_kept_even_without_a_newline(tmp_path):
         log = store.log(child.TOPIC, child.LOG)
         assert read_all(log) == WHOLE + child.PARTIAL
         assert quarantined_bytes(data, child.TOPIC, child.LOG) == b""
+    finally:
+        store.close()
+
+
+def test_the_rest_of_a_split_write_joins_its_first_part(tmp_path):
+    """No crash: the rest of a tentative write goes to the segment of its first part,
+    even past segment.bytes; the append after it rolls."""
+    store = open_log_store(str(tmp_path), defaults={"segment.bytes": str(child.SEGMENT_BYTES)})
+    try:
+        store.create_topic(child.TOPIC)
+        log = store.create_log(child.TOPIC, child.LOG)
+        for line in child.LINES:
+            log.append(line)
+        log.append(child.PARTIAL, tentative=True)
+        log.append(child.REST)
+        line = child.PARTIAL + child.REST
+        assert segments_on_disk(tmp_path, child.TOPIC, child.LOG) == [(0, len(WHOLE) + len(line))]
+        log.append(b"next\n")
+        assert segments_on_disk(tmp_path, child.TOPIC, child.LOG) == [
+            (0, len(WHOLE) + len(line)), (len(WHOLE) + len(line), 5)]
+        assert read_all(log) == WHOLE + line + b"next\n"
+        assert log.records == len(child.LINES) + 2
     finally:
         store.close()
