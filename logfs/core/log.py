@@ -16,6 +16,8 @@ import bisect
 import json
 import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -101,6 +103,7 @@ class Log:
         self._last_append_ms: int | None = None
         self._gone = False  # deleted or renamed by the writer: every use is NotFound
         self._tentative = False  # the last append may be the first part of a split write
+        self._pinned = 0  # reader: inside pinned(), calls do not refresh
         try:
             self._dir_ino = os.stat(directory).st_ino
         except FileNotFoundError:
@@ -628,8 +631,20 @@ class Log:
     def _maybe_refresh(self) -> None:
         if self._gone:
             self._check_alive()
-        if not self.writable:
+        if not self.writable and not self._pinned:
             self.refresh()
+
+    @contextmanager
+    def pinned(self) -> Iterator["Log"]:
+        """Reader: refresh once, then answer every call inside the block from that
+        view (a stat or two fewer per call). Keep the block free of awaits and other
+        waits: another user of this object would see the same pinned view."""
+        self.refresh()
+        self._pinned += 1
+        try:
+            yield self
+        finally:
+            self._pinned -= 1
 
     def refresh(self, force: bool = False) -> None:
         """Reader: pick up the writer's appends, rolls and retention (a stat of the

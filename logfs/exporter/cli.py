@@ -63,6 +63,12 @@ def _read_token(path: str) -> bytes:
 
 
 def _configure_logging(access_log: str | None, debug: bool) -> None:
+    # one access line per request: skip what no format here prints (the logging
+    # HOWTO's "Optimization": caller lookup walks the stack, thread and process ids)
+    logging._srcfile = None  # type: ignore[attr-defined]
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     root = logging.getLogger()
     root.handlers.clear()
     root.setLevel(logging.DEBUG if debug else logging.INFO)

@@ -73,9 +73,10 @@ def open_reachable_log(store: LogStore, topic: str, name: str) -> Log:
     data = store.data_dir
     tdir = os.path.join(data, topic)
     ldir = os.path.join(tdir, name)
+    # topic and name are single path components, never "." or ".." (protocol.py);
+    # lstat says both are directories, not symlinks: so ldir is DATA/topic/name for
+    # real, and no realpath (a stat per path component) is needed
     if not (_is_real_dir(tdir) and _is_real_dir(ldir)):
-        raise HttpError(404, f"no such log {topic}/{name}")
-    if os.path.realpath(ldir) != os.path.join(os.path.realpath(data), topic, name):
         raise HttpError(404, f"no such log {topic}/{name}")
     try:
         return store.log(topic, name)
@@ -190,18 +191,18 @@ def plan_log_read(log: Log, query: bytes, range_header: bytes | None, now_ms: in
     if brange is not None and (q.has_start or q.follow or q.until_ms is not None):
         raise HttpError(400, "Range cannot be combined with offset, record, since, last, until or follow")
     try:
-        log.refresh()
-        if brange is not None:
-            return _plan_range(log, brange)
-        start = _start_for(log, q)
-        if q.until_ms is not None:
-            if q.follow and q.until_ms > now_ms:
-                end_at = None  # stream until the clock passes until
+        with log.pinned():  # one view of the log for the whole plan (no await inside)
+            if brange is not None:
+                return _plan_range(log, brange)
+            start = _start_for(log, q)
+            if q.until_ms is not None:
+                if q.follow and q.until_ms > now_ms:
+                    end_at = None  # stream until the clock passes until
+                else:
+                    end_at = max(start, until_position(log, q.until_ms))
             else:
-                end_at = max(start, until_position(log, q.until_ms))
-        else:
-            end_at = None if q.follow else log.end_offset
-        headers = _log_headers(log, start)
+                end_at = None if q.follow else log.end_offset
+            headers = _log_headers(log, start)
         if end_at is not None:
             headers.append((b"content-length", str(end_at - start).encode()))
         else:

@@ -171,6 +171,25 @@ def test_reader_refuses_to_mutate(data):
         assert read_all(store.log("t", "l")) == b"x\n"
 
 
+def test_a_pinned_reader_view_holds_still_until_the_block_ends(data):
+    """Log.pinned(): one refresh, then every call answers from that view (the
+    exporter plans a response with it); after the block the reader follows again."""
+    with open_log_store(str(data)) as store:
+        store.create_topic("t")
+        wlog = store.create_log("t", "l")
+        wlog.append(b"a\n")
+        with open_log_store(str(data), readonly=True) as reader:
+            rlog = reader.log("t", "l")
+            wlog.append(b"b\n")
+            with rlog.pinned():
+                assert rlog.end_offset == 4 and rlog.records == 2  # refreshed on entry
+                wlog.append(b"c\n")
+                assert rlog.end_offset == 4 and rlog.records == 2, "a pinned view moved"
+                assert rlog.read(0, 100) == b"a\nb\n"
+            assert rlog.end_offset == 6 and rlog.records == 3
+            assert rlog.read(0, 100) == b"a\nb\nc\n"
+
+
 # -- a log ---------------------------------------------------------------------------------
 
 def test_log_basics(data):
