@@ -142,7 +142,7 @@ class Log:
             # a recovery that kept bytes past it (verified by an index entry) it must say
             # where the log really ends, or the exporter serves less than the mount
             self.checkpoint.write_live(end, active.base + active.interval_start, active.crc,
-                                       self._last_append_ms or 0)
+                                       self._last_append_ms or 0, both=True)
         if self.writable and "created_ms" not in self.meta:
             self.meta["created_ms"] = self.store.clock.now_ms()
             self.save_meta()

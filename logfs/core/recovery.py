@@ -8,9 +8,9 @@ After a crash the bytes of a log fall in three parts:
    and indexes were durable): trusted once its CRC checks;
 2. after it, up to the last offset-index entry: each index interval carries a CRC,
    verified against the data; the first mismatch ends the valid data;
-3. after the last index entry: valid up to the *live tail* mark (checkpoint slot 1,
-   rewritten after every append) or the recovery point, whichever verifies and
-   reaches further. After ``kill -9`` the live mark is exact and nothing is cut;
+3. after the last index entry: valid up to the *live tail* mark (two checkpoint
+   slots, rewritten in turn after every append) or the recovery point, whichever
+   verifies and reaches further. After ``kill -9`` the live mark is exact and nothing is cut;
    after a power loss it may not verify, and the unverified tail is cut.
 
 An append the live mark does not cover yet, or covers as *tentative* (the first part
@@ -32,7 +32,7 @@ import os
 import zlib
 from dataclasses import dataclass
 
-from .checkpoint import LIVE_SLOT, RECOVERY_SLOT, TailMark
+from .checkpoint import RECOVERY_SLOT, TailMark
 from .index import (FLAG_RECORD_BOUNDARY, OFFSET_MAGIC, TIME_MAGIC, CorruptIndex,
                     IndexFile)
 from .naming import quarantine_name
@@ -165,7 +165,7 @@ def recover_log(log, clock_ms: int) -> list[RecoveryAction]:
     interval = log.config.index_interval_bytes
 
     rp = log.checkpoint.read(RECOVERY_SLOT)
-    live = log.checkpoint.read(LIVE_SLOT)
+    lives = log.checkpoint.read_lives()  # the two live slots, the greater position first
     trusted = segments[0].base
     if rp is not None:
         seg = _segment_at(segments, rp.interval_start)
@@ -233,18 +233,26 @@ def recover_log(log, clock_ms: int) -> list[RecoveryAction]:
             prev_pos = pos
         if bad_at is None:
             valid = max(prev_pos, min(trusted - seg.base, seg.size)) if trusted > seg.base else prev_pos
-            live_ok = False
+            live = None  # the verified live mark reaching furthest
             if is_last or valid < seg.size:
-                for mark in (live, rp):
-                    # a mark vouches for its own interval only: the bytes before it
-                    # must already be verified (its index entries may never have
-                    # reached the disk)
-                    if mark is not None and mark.interval_start - seg.base <= valid and \
-                            _mark_verifies(seg, mark):
-                        valid = max(valid, mark.position - seg.base)
-                        live_ok = live_ok or mark is live
-            if is_last and live_ok:
-                assert live is not None
+                pending = [mark for mark in (*lives, rp) if mark is not None]
+                progress = True
+                while progress:  # one mark's interval may begin where another's ends
+                    progress = False
+                    for mark in list(pending):
+                        # a mark vouches for its own interval only: the bytes before it
+                        # must already be verified (its index entries may never have
+                        # reached the disk)
+                        if mark.interval_start - seg.base > valid:
+                            continue
+                        pending.remove(mark)
+                        if not _mark_verifies(seg, mark):
+                            continue
+                        if mark.position - seg.base > valid:
+                            valid, progress = mark.position - seg.base, True
+                        if mark is not rp and (live is None or mark.position > live.position):
+                            live = mark
+            if is_last and live is not None:
                 at = live.position - seg.base
                 if live.tentative and valid == at:
                     valid = _drop_tentative(seg, live, trusted, valid, act)

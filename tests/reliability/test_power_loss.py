@@ -123,7 +123,7 @@ def _simulate_power_loss(rnd: random.Random, logdir: Path, at_fsync: dict[str, b
         elif choice == "at-fsync" and old is not None:
             p.write_bytes(old)
         elif choice == "live-zeroed":
-            raw[512:552] = bytes(40)
+            raw[512:1024] = bytes(512)  # both live slots
             p.write_bytes(bytes(raw))
         elif choice in ("cut", "garble"):
             durable = len(old) if old is not None else 32

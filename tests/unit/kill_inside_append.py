@@ -12,7 +12,10 @@ which fills the segment to exactly segment.bytes, and kills itself with SIGKILL:
 * WHERE=after-append: once the append returned (the mount would then reply to the
   kernel, which would send the rest of the write);
 * WHERE=before-rest: inside the append of REST (the rest of the write), before its
-  bytes reach a segment: after any roll that append would make.
+  bytes reach a segment: after any roll that append would make;
+* WHERE=torn-live: in the middle of PARTIAL's store into the checkpoint's live tail
+  (a memcpy into a shared mapping, which a signal can interrupt): the second half of
+  the bytes it changed are put back as they were, through the file, then SIGKILL.
 
 Nothing is stubbed: the child's real segment, index and checkpoint files are what
 a daemon killed at that point leaves in the page cache.
@@ -24,6 +27,7 @@ import os
 import signal
 import sys
 
+from logfs.core import checkpoint as checkpoint_module
 from logfs.core import open_log_store
 from logfs.core import segment as segment_module
 
@@ -53,6 +57,21 @@ def main() -> None:
             real(self, data, now_ms, interval)
             die()
         segment_module.Segment.append = append_then_die  # type: ignore[method-assign]
+    if where == "torn-live":
+        real_write_live = checkpoint_module.Checkpoint.write_live
+
+        def write_live_torn(self, *args, **kwargs):
+            with open(self.path, "rb") as f:
+                before = f.read()
+            real_write_live(self, *args, **kwargs)
+            with open(self.path, "rb") as f:
+                after = f.read()
+            changed = [i for i in range(len(before)) if before[i] != after[i]]
+            half = changed[(len(changed) + 1) // 2]
+            fd = os.open(self.path, os.O_WRONLY)
+            os.pwrite(fd, before[half:changed[-1] + 1], half)  # same page cache as the mapping
+            die()
+        checkpoint_module.Checkpoint.write_live = write_live_torn  # type: ignore[method-assign]
     log.append(PARTIAL, tentative=tentative)
     if where == "before-rest":
         segment_module.Segment.append = lambda *_args: die()  # type: ignore[method-assign]

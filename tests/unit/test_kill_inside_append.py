@@ -8,7 +8,9 @@ live mark counts the bytes as tentative) or inside it, after the data and its in
 entry reached the segment but before the live mark moved (found by the daemon-crash
 suite: an index entry vouched for the half line), or inside the append of the rest,
 after a roll (found by the same suite: the roll moved the live mark past the half
-line). So the rest of a tentative write never rolls: it joins its first part.
+line). So the rest of a tentative write never rolls: it joins its first part. And
+the kill can land in the middle of the live mark's store (a memcpy): the other of the
+two live slots, one append older, still vouches for every acknowledged byte.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ def run_child(data: Path, where: str, tentative: bool) -> None:
     assert proc.returncode == -signal.SIGKILL, f"the child did not die by SIGKILL: {proc}"
 
 
-@pytest.mark.parametrize("where", ["after-data", "after-append", "before-rest"])
+@pytest.mark.parametrize("where", ["after-data", "after-append", "before-rest", "torn-live"])
 def test_half_a_split_write_is_cut_back_to_whole_lines(tmp_path, where):
     data = tmp_path / "data"
     run_child(data, where, tentative=True)
@@ -55,12 +57,14 @@ def test_half_a_split_write_is_cut_back_to_whole_lines(tmp_path, where):
         store.close()
 
 
-def test_an_unacknowledged_append_keeps_only_whole_lines(tmp_path):
-    """Not tentative and dying after the data: the append was never acknowledged, so
-    recovery keeps only its whole lines: here it ends without a newline, so all of
-    it goes (into quarantine), and nothing before it is touched."""
+@pytest.mark.parametrize("where", ["after-data", "torn-live"])
+def test_an_unacknowledged_append_keeps_only_whole_lines(tmp_path, where):
+    """Not tentative and dying after the data (or in the middle of the live tail's
+    store): the append was never acknowledged, so recovery keeps only its whole lines:
+    here it ends without a newline, so all of it goes (into quarantine), and nothing
+    before it is touched (a live tail half written must not cost the earlier lines)."""
     data = tmp_path / "data"
-    run_child(data, "after-data", tentative=False)
+    run_child(data, where, tentative=False)
     store = open_log_store(str(data))
     try:
         log = store.log(child.TOPIC, child.LOG)
