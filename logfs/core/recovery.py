@@ -45,7 +45,8 @@ logger = logging.getLogger(__name__)
 class RecoveryAction:
     topic: str
     log: str
-    kind: str      # "truncated", "index-rebuilt", "index-trimmed", "gap", "overlap", "unfinished-write"
+    kind: str      # "truncated", "index-rebuilt", "index-trimmed", "index-completed", "gap",
+    #                "overlap", "unfinished-write"
     detail: str
     offset: int = -1
     length: int = 0
@@ -234,6 +235,7 @@ def recover_log(log, clock_ms: int) -> list[RecoveryAction]:
         if bad_at is None:
             valid = max(prev_pos, min(trusted - seg.base, seg.size)) if trusted > seg.base else prev_pos
             live = None  # the verified live mark reaching furthest
+            mark_ms = 0  # the latest append time among the marks that vouched here
             if is_last or valid < seg.size:
                 pending = [mark for mark in (*lives, rp) if mark is not None]
                 progress = True
@@ -250,6 +252,7 @@ def recover_log(log, clock_ms: int) -> list[RecoveryAction]:
                             continue
                         if mark.position - seg.base > valid:
                             valid, progress = mark.position - seg.base, True
+                            mark_ms = max(mark_ms, mark.timestamp_ms)
                         if mark is not rp and (live is None or mark.position > live.position):
                             live = mark
             if is_last and live is not None:
@@ -262,6 +265,8 @@ def recover_log(log, clock_ms: int) -> list[RecoveryAction]:
                 bad_at = valid
             elif gap_after:
                 bad_at = seg.size
+            elif not is_last:
+                _complete_sealed_index(seg, mark_ms, act)
         if bad_at is not None:
             cut_at = seg.base + bad_at
             break
@@ -270,6 +275,25 @@ def recover_log(log, clock_ms: int) -> list[RecoveryAction]:
     for seg in log._segments:
         seg.close()
     return actions
+
+
+def _complete_sealed_index(seg: Segment, mark_ms: int, act) -> None:
+    """A segment with a successor whose offset index stops short of its end: the
+    writer died inside a roll, after creating the next segment and before sealing
+    this one. A mark vouched for the tail this time; the next appends move the marks
+    on, so seal the segment now (its final index entries), or the next recovery would
+    find nothing that vouches for those bytes."""
+    last = seg.offset_index().last()
+    if seg.size <= 0 or (last is not None and last[1] >= seg.size):
+        return
+    seg.close()  # reopened for writing: descriptors and indexes may be read-only ones
+    seg.sealed = False
+    seg.load_tail_state(seg.size)
+    if mark_ms and (seg.last_ms is None or mark_ms > seg.last_ms):
+        seg.last_ms = mark_ms
+    seg.seal()
+    act("index-completed", f"segment {seg.base} was never sealed (the writer died rolling to the next "
+        "segment); its final index entries are written now", offset=seg.base)
 
 
 def _drop_tentative(seg: Segment, live: TailMark, trusted: int, valid: int, act) -> int:

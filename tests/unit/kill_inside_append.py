@@ -15,7 +15,11 @@ which fills the segment to exactly segment.bytes, and kills itself with SIGKILL:
   bytes reach a segment: after any roll that append would make;
 * WHERE=torn-live: in the middle of PARTIAL's store into the checkpoint's live tail
   (a memcpy into a shared mapping, which a signal can interrupt): the second half of
-  the bytes it changed are put back as they were, through the file, then SIGKILL.
+  the bytes it changed are put back as they were, through the file, then SIGKILL;
+* WHERE=inside-roll: PARTIAL is appended (not tentative; its last 100 bytes apart, so
+  they lie past the last index entry), then REST, which rolls: SIGKILL once the next
+  segment exists, before the full one is sealed;
+* WHERE=more: reopen the store (recovering it), append MORE, SIGKILL.
 
 Nothing is stubbed: the child's real segment, index and checkpoint files are what
 a daemon killed at that point leaves in the page cache.
@@ -35,6 +39,7 @@ TOPIC, LOG = "t", "l"
 LINES = [b"line %04d %s\n" % (i, b"x" * (37 * i % 300)) for i in range(40)]
 PARTIAL = b"the first part of a line whose rest never came " + b"y" * 1500
 REST = b" and its rest\n"
+MORE = [b"more %d\n" % i for i in range(300)]
 SEGMENT_BYTES = sum(map(len, LINES)) + len(PARTIAL)
 
 
@@ -47,6 +52,11 @@ def main() -> None:
     os.makedirs(data, exist_ok=True)
     store = open_log_store(data, defaults={"index.interval.bytes": "512",
                                            "segment.bytes": str(SEGMENT_BYTES)})
+    if where == "more":
+        log = store.log(TOPIC, LOG)
+        for line in MORE:
+            log.append(line)
+        die()
     store.create_topic(TOPIC)
     log = store.create_log(TOPIC, LOG)
     for line in LINES:
@@ -72,7 +82,14 @@ def main() -> None:
             os.pwrite(fd, before[half:changed[-1] + 1], half)  # same page cache as the mapping
             die()
         checkpoint_module.Checkpoint.write_live = write_live_torn  # type: ignore[method-assign]
-    log.append(PARTIAL, tentative=tentative)
+    if where == "inside-roll":  # in two appends: the last 100 bytes past any index entry
+        log.append(PARTIAL[:-100])
+        log.append(PARTIAL[-100:])
+    else:
+        log.append(PARTIAL, tentative=tentative)
+    if where == "inside-roll":
+        segment_module.Segment.seal = lambda *_args: die()  # type: ignore[method-assign]
+        log.append(REST)
     if where == "before-rest":
         segment_module.Segment.append = lambda *_args: die()  # type: ignore[method-assign]
         log.append(REST)

@@ -107,3 +107,23 @@ def test_the_rest_of_a_split_write_joins_its_first_part(tmp_path):
         assert log.records == len(child.LINES) + 2
     finally:
         store.close()
+
+
+def test_a_kill_inside_a_roll_costs_nothing_then_or_later(tmp_path):
+    """Killed inside a roll (the next segment created, the full one not yet sealed):
+    the live mark vouches for the full segment's tail, and recovery seals it, so that
+    after more appends and more kills (the marks have moved on, and no clean close or
+    fsync moved the recovery point past it, as with a daemon killed again and again)
+    nothing is cut."""
+    data = tmp_path / "data"
+    run_child(data, "inside-roll", tentative=False)
+    for _kill in range(2):  # each child recovers the store, appends MORE, dies
+        run_child(data, "more", tentative=False)
+    store = open_log_store(str(data))
+    try:
+        log = store.log(child.TOPIC, child.LOG)
+        assert quarantined_bytes(data, child.TOPIC, child.LOG) == b"", report_text(store)
+        assert read_all(log) == WHOLE + child.PARTIAL + b"".join(child.MORE) * 2
+        assert log.records == len(child.LINES) + 2 * len(child.MORE)
+    finally:
+        store.close()
