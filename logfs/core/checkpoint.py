@@ -163,7 +163,12 @@ class Checkpoint:
         m = self._map or self._mapping()
         raw = _encode(crc, position, interval_start, timestamp_ms, tentative)
         if both:
-            for at in LIVE_SLOTS:
+            # a slot already at this position may be what vouches for the log's end
+            # now: write it last, so a kill between the two stores leaves it whole
+            def at_position(at: int) -> bool:
+                mark = decode_slot(m[at: at + SLOT_SIZE])  # type: ignore[index]
+                return mark is not None and mark.position == position
+            for at in sorted(LIVE_SLOTS, key=at_position):
                 m[at: at + SLOT_SIZE] = raw  # type: ignore[index]
             self._next_live = 0
             return
