@@ -10,7 +10,9 @@ suite: an index entry vouched for the half line), or inside the append of the re
 after a roll (found by the same suite: the roll moved the live mark past the half
 line). So the rest of a tentative write never rolls: it joins its first part. And
 the kill can land in the middle of the live mark's store (a memcpy): the other of the
-two live slots, one append older, still vouches for every acknowledged byte.
+two live slots, one append older, still vouches for every acknowledged byte. Or inside
+a roll, before the full segment is sealed (found by a 120-trial run): recovery seals it
+while the live mark still vouches for its tail, or a later recovery would cut it.
 """
 
 from __future__ import annotations
