@@ -16,6 +16,8 @@ After a crash the bytes of a log fall in three parts:
 An append the live mark does not cover yet, or covers as *tentative* (the first part
 of a write the kernel split, see checkpoint.py), was never acknowledged as a whole:
 of it, recovery keeps only whole lines, so no half line is left for the next append.
+A segment left unsealed by a writer that died inside a roll is sealed (its final
+index entries) while a mark still vouches for its tail.
 
 Whatever lies after the valid data (a zero or garbage tail, a torn write, a segment
 that overlaps the next) is moved to a quarantine file beside the segments and
