@@ -260,14 +260,21 @@ def recover_log(log, clock_ms: int) -> list[RecoveryAction]:
             if is_last and live is not None:
                 at = live.position - seg.base
                 if live.tentative and valid == at:
-                    valid = _drop_tentative(seg, live, trusted, valid, act)
+                    # its last append may be the first part of a write the kernel split
+                    # at a page boundary, whose rest never came
+                    valid = _whole_lines_only(seg, live.position - live.tentative, trusted, valid, act,
+                                              "was the first part of a write that never finished")
                 elif valid > at:
-                    valid = _drop_unacknowledged(seg, live, trusted, valid, act)
+                    # an index entry vouches for bytes past the mark: the writer died
+                    # inside an append, after its data and index entry, before the mark
+                    # (so it was never acknowledged; it may be half a split write too)
+                    valid = _whole_lines_only(seg, live.position, trusted, valid, act,
+                                              "was never acknowledged (the writer died inside the append)")
             if valid < seg.size:
                 bad_at = valid
             elif gap_after:
                 bad_at = seg.size
-            elif not is_last:
+            elif not is_last and not rebuilt and prev_pos < seg.size:
                 _complete_sealed_index(seg, mark_ms, act)
         if bad_at is not None:
             cut_at = seg.base + bad_at
@@ -285,9 +292,6 @@ def _complete_sealed_index(seg: Segment, mark_ms: int, act) -> None:
     this one. A mark vouched for the tail this time; the next appends move the marks
     on, so seal the segment now (its final index entries), or the next recovery would
     find nothing that vouches for those bytes."""
-    last = seg.offset_index().last()
-    if seg.size <= 0 or (last is not None and last[1] >= seg.size):
-        return
     seg.close()  # reopened for writing: descriptors and indexes may be read-only ones
     seg.sealed = False
     seg.load_tail_state(seg.size)
@@ -298,26 +302,10 @@ def _complete_sealed_index(seg: Segment, mark_ms: int, act) -> None:
         "segment); its final index entries are written now", offset=seg.base)
 
 
-def _drop_tentative(seg: Segment, live: TailMark, trusted: int, valid: int, act) -> int:
-    """The live mark says its last append may be the first part of a write the
-    kernel split at a page boundary, whose rest never came: keep it only up to its
-    last newline (never below the recovery point). Returns the new valid end."""
-    return _whole_lines_only(seg, live.position - live.tentative, trusted, valid, act,
-                             "was the first part of a write that never finished")
-
-
-def _drop_unacknowledged(seg: Segment, live: TailMark, trusted: int, valid: int, act) -> int:
-    """Bytes past the live mark that an index entry verifies: the daemon died inside
-    an append, after its data and index entry and before the live mark, so the append
-    was never acknowledged, and it may be the first part of a split write (tentative,
-    but not yet marked so). Keep only its whole lines."""
-    return _whole_lines_only(seg, live.position, trusted, valid, act,
-                             "was never acknowledged (the writer died inside the append)")
-
-
 def _whole_lines_only(seg: Segment, start_abs: int, trusted: int, valid: int, act, why: str) -> int:
-    """Cut the bytes [start_abs, seg.base + valid) back to their last newline, never
-    below the recovery point. Returns the new valid end (segment-relative)."""
+    """The bytes [start_abs, seg.base + valid) belong to an append that was never
+    acknowledged as a whole: cut them back to their last newline, never below the
+    recovery point. Returns the new valid end (segment-relative)."""
     start = max(start_abs, trusted, seg.base) - seg.base
     if start >= valid:
         return valid
