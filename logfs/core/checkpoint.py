@@ -7,14 +7,17 @@ tail left by a power loss. The offset index carries a CRC per index interval, wh
 covers everything up to the last index entry. This file covers the rest, the bytes
 after the last entry, twice:
 
-* the *live* slot is rewritten (through a shared mmap: a memory store, no system
-  call) after every append. After ``kill -9`` of the daemon the page cache survives,
-  so it describes the true end exactly and recovery cuts nothing. There are two live
-  slots, written in turn: a kill in the middle of the store (it is a memcpy, which a
-  signal can interrupt) leaves the other slot, one append older, intact; and a reader
-  in another process that catches a slot half written reads the other one.
+* the *live* slot is rewritten (one ``pwrite`` of 40 bytes into the page cache) after
+  every append. After ``kill -9`` of the daemon the page cache survives, so it
+  describes the true end exactly and recovery cuts nothing. That store is also how
+  the end is *published*: readers in other processes take the live slot as the end
+  of the log, and the write raises inotify's IN_MODIFY on this file, which is what
+  wakes followers (the exporter) the moment new bytes are readable. There are two
+  live slots, written in turn: a store torn by a power loss leaves the other slot,
+  one append older, intact; and a reader that catches a slot half written (it maps
+  the file read-only) reads the other one.
 * the *recovery point* slot is rewritten only by ``fsync``, after the data and the
-  indexes are durable, and flushed with ``msync``. After a power loss it still
+  indexes are durable, and made durable with ``fdatasync``. After a power loss it still
   describes a prefix that is on disk, even if the live slot is newer or older than
   the data that survived.
 
@@ -97,42 +100,56 @@ def decode_slot(raw: bytes) -> TailMark | None:
 
 
 class Checkpoint:
-    """The checkpoint file of one log, mapped shared (writer) or read-only (reader)."""
+    """The checkpoint file of one log: the writer stores slots with ``pwrite`` through
+    a descriptor; a reader in another process looks at them through a read-only
+    shared mapping (the same page cache, so it sees each store at once)."""
 
     def __init__(self, path: str, writable: bool, cache=None) -> None:
         self.path = path
         self.writable = writable
         self.cache = cache
-        self._map: mmap.mmap | None = None
+        self._fd = -1                       # writer
+        self._map: mmap.mmap | None = None  # reader
         self._next_live: int | None = None  # which live slot the next write_live goes to
 
-    def _mapping(self) -> mmap.mmap | None:
+    def _writer_fd(self) -> int:
+        if self._fd < 0:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            try:
+                if os.fstat(fd).st_size != FILE_SIZE:
+                    os.ftruncate(fd, FILE_SIZE)
+                # allocate the blocks now: a store into a hole of a full filesystem
+                # would fail (ENOSPC) after the data it vouches for was appended
+                os.posix_fallocate(fd, 0, FILE_SIZE)
+            except BaseException:
+                os.close(fd)
+                raise
+            self._fd = fd
+            if self.cache is not None:  # a descriptor: keep them bounded
+                self.cache.touch(self)
+        return self._fd
+
+    def _reader_map(self) -> mmap.mmap | None:
         if self._map is None:
-            if self.writable:
-                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-                try:
-                    if os.fstat(fd).st_size != FILE_SIZE:
-                        os.ftruncate(fd, FILE_SIZE)
-                    # allocate the blocks now: a store through the mapping into a hole
-                    # of a full filesystem is a SIGBUS, which would kill the daemon
-                    os.posix_fallocate(fd, 0, FILE_SIZE)
-                    self._map = mmap.mmap(fd, FILE_SIZE)
-                finally:
-                    os.close(fd)
-            else:
-                try:
-                    fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
-                except FileNotFoundError:
+            try:
+                fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+            except FileNotFoundError:
+                return None
+            try:
+                if os.fstat(fd).st_size < FILE_SIZE:
                     return None
-                try:
-                    if os.fstat(fd).st_size < FILE_SIZE:
-                        return None
-                    self._map = mmap.mmap(fd, FILE_SIZE, prot=mmap.PROT_READ)
-                finally:
-                    os.close(fd)
-            if self.cache is not None:  # a mapping holds a descriptor: keep them bounded
+                self._map = mmap.mmap(fd, FILE_SIZE, prot=mmap.PROT_READ)
+            finally:
+                os.close(fd)
+            if self.cache is not None:  # a mapping holds a descriptor of its own
                 self.cache.touch(self)
         return self._map
+
+    def _slot(self, at: int) -> TailMark | None:
+        if self.writable:
+            return decode_slot(os.pread(self._writer_fd(), SLOT_SIZE, at))
+        m = self._reader_map()
+        return None if m is None else decode_slot(m[at: at + SLOT_SIZE])
 
     def read(self, slot: int) -> TailMark | None:
         """The mark in *slot*; for LIVE_SLOT the valid live slot with the greater
@@ -140,66 +157,63 @@ class Checkpoint:
         if slot == LIVE_SLOT:
             marks = self.read_lives()
             return marks[0] if marks else None
-        m = self._mapping()
-        if m is None:
-            return None
-        return decode_slot(m[slot: slot + SLOT_SIZE])
+        return self._slot(slot)
 
     def read_lives(self) -> list[TailMark]:
         """The valid live slots, the greater position first."""
-        m = self._mapping()
-        if m is None:
+        if not self.writable and self._reader_map() is None:
             return []
-        marks = [decode_slot(m[at: at + SLOT_SIZE]) for at in LIVE_SLOTS]
+        marks = [self._slot(at) for at in LIVE_SLOTS]
         return sorted((mark for mark in marks if mark is not None), key=lambda mark: -mark.position)
 
     def write_live(self, position: int, interval_start: int, crc: int, timestamp_ms: int,
                    tentative: int = 0, both: bool = False) -> None:
-        """Memory store into the shared mapping: survives a daemon crash, not a power loss.
+        """Store the live tail: one ``pwrite`` of 40 bytes into the page cache (survives
+        a daemon crash, not a power loss; SIGKILL cannot cut a system call's copy in
+        half). The write is also the *publication* of the new end: it raises inotify's
+        IN_MODIFY on the checkpoint, which wakes followers in other processes
+        (exporter/inotify.py) exactly when the bytes are readable.
         The two live slots are written in turn (*both*: at once, when the log's end
         moved back, e.g. after recovery cut a tail the other slot still covers).
         *tentative*: how many bytes before *position* belong to an append that may be
-        the first part of a write whose rest has not arrived (recovery cuts them)."""
-        m = self._map or self._mapping()
+        the first part of a write whose rest has not arrived (recovery cuts them).
+        Raises OSError."""
+        fd = self._fd if self._fd >= 0 else self._writer_fd()  # hot path: no LRU touch
         raw = _encode(crc, position, interval_start, timestamp_ms, tentative)
         if both:
             # a slot already at this position may be what vouches for the log's end
             # now: write it last, so a kill between the two stores leaves it whole
             def at_position(at: int) -> bool:
-                mark = decode_slot(m[at: at + SLOT_SIZE])  # type: ignore[index]
+                mark = self._slot(at)
                 return mark is not None and mark.position == position
             for at in sorted(LIVE_SLOTS, key=at_position):
-                m[at: at + SLOT_SIZE] = raw  # type: ignore[index]
+                os.pwrite(fd, raw, at)
             self._next_live = 0
             return
         i = self._next_live
         if i is None:
             # overwrite the older slot (or a bad one): the other must hold the state
             # just before this write, for a kill in the middle of it
-            a, b = (decode_slot(m[at: at + SLOT_SIZE]) for at in LIVE_SLOTS)  # type: ignore[index]
+            a, b = (self._slot(at) for at in LIVE_SLOTS)
             i = 0 if a is None or (b is not None and a.position < b.position) else 1
         self._next_live = i ^ 1
-        at = LIVE_SLOTS[i]
-        m[at: at + SLOT_SIZE] = raw  # type: ignore[index]
+        os.pwrite(fd, raw, LIVE_SLOTS[i])
 
     def write_recovery_point(self, mark: TailMark) -> None:
-        """Record a durable prefix and make it durable (msync). Blocks on the disk."""
-        m = self._mapping()
-        assert m is not None
-        m[RECOVERY_SLOT: RECOVERY_SLOT + SLOT_SIZE] = encode_slot(mark)
-        m.flush()
-
-    def clear(self) -> None:
-        m = self._mapping()
-        if m is not None:
-            m[0:FILE_SIZE] = bytes(FILE_SIZE)
-        self._next_live = None
+        """Record a durable prefix and make it durable (fdatasync). Blocks on the disk."""
+        fd = self._writer_fd()
+        os.pwrite(fd, encode_slot(mark), RECOVERY_SLOT)
+        os.fdatasync(fd)
 
     def release(self) -> None:
-        """Unmap (the resource cache's eviction); remapped on next use."""
+        """Close the descriptor or mapping (the resource cache's eviction); reopened
+        on next use."""
         if self._map is not None:
             self._map.close()
             self._map = None
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
 
     def close(self) -> None:
         self.release()

@@ -14,7 +14,8 @@ Header (32 bytes, little-endian)::
     | 8 B   | offset  | record  | u32   | u32   |
             | u64     | u64     |
 
-``magic`` is ``LFSOIDX1`` (offset index) or ``LFSTIDX1`` (time index); ``base
+``magic`` is ``LFSOIDX1`` (offset index) or ``LFSTIDX2`` (time index; ``LFSTIDX1``
+for the time indexes of earlier versions, see below); ``base
 offset`` is the segment's first byte offset in the log; ``base record`` is the number
 of newlines in the log before it; flag bit 0 says the segment starts on a record
 boundary; ``crc32`` covers bytes 0..27.
@@ -26,11 +27,25 @@ One entry is written whenever ``index.interval.bytes`` have been appended since 
 last one (at the end of the append that crossed it), and one when the segment is
 sealed. The CRCs let recovery tell real data from a zero or garbage tail.
 
-Time index entry (12 bytes): ``timestamp_ms i64 | position u32`` — every byte before
-``position`` was appended at or before ``timestamp_ms`` and every byte from
-``position`` on at or after it. One entry is written at the start of the first append
-into a segment and of every append that begins ``index.interval.bytes`` or more after
-the previous entry, and one when the segment is sealed. Timestamps never decrease.
+Time index entry (20 bytes): ``timestamp_ms i64 | position u32 | gap_ms u32 | check
+u32`` — every byte before ``position`` was appended at or before ``timestamp_ms - gap_ms``
+(the *newest time before* the entry) and every byte from ``position`` on at or after
+``timestamp_ms``. One entry is written at the start of the first append into a
+segment and of every append that begins ``index.interval.bytes`` or more after the
+previous entry, and one when the segment is sealed. Timestamps never decrease, and
+neither do newest-times-before. ``gap_ms`` is what makes a time seek exact across a
+quiet spell: a time T that falls between two appends lies after the newest time
+before the entry of the second one, so a seek starts at that entry, not one whole
+write earlier. It saturates at 2^32-1 and is 0 where it is unknown (a rebuilt or
+converted index), which only ever makes a seek start earlier, never later. ``check``
+is the CRC-32 of the entry's first 16 bytes: a gap is a claim about the past (a wrong
+one would make a seek skip records), so recovery drops an entry whose check fails, as
+a power loss can leave the tail of the file half garbage.
+
+A version-1 time index (``LFSTIDX1``, written before ``gap_ms`` existed) has 12-byte
+entries ``timestamp_ms i64 | position u32`` and is read as if every ``gap_ms`` were 0;
+the writer converts the active segment's to version 2 when it opens it, sealed ones
+stay as they are.
 """
 
 from __future__ import annotations
@@ -46,13 +61,39 @@ from .cache import ResourceCache
 HEADER = struct.Struct("<8sQQII")
 HEADER_SIZE = HEADER.size  # 32
 OFFSET_MAGIC = b"LFSOIDX1"
-TIME_MAGIC = b"LFSTIDX1"
+TIME_MAGIC = b"LFSTIDX2"
+TIME_MAGIC_V1 = b"LFSTIDX1"
 OFFSET_ENTRY = struct.Struct("<III")
-TIME_ENTRY = struct.Struct("<qI")
-ENTRY_SIZE = 12
+TIME_ENTRY = struct.Struct("<qIII")
+_TIME_BODY = struct.Struct("<qII")
+TIME_ENTRY_V1 = struct.Struct("<qI")
+ENTRY_STRUCTS = {OFFSET_MAGIC: OFFSET_ENTRY, TIME_MAGIC: TIME_ENTRY, TIME_MAGIC_V1: TIME_ENTRY_V1}
+# what a file of each kind may hold: the current version first
+READABLE_MAGICS = {OFFSET_MAGIC: (OFFSET_MAGIC,), TIME_MAGIC: (TIME_MAGIC, TIME_MAGIC_V1)}
+MAX_GAP_MS = 0xFFFFFFFF
 FLAG_RECORD_BOUNDARY = 1
 
-assert OFFSET_ENTRY.size == ENTRY_SIZE and TIME_ENTRY.size == ENTRY_SIZE and HEADER_SIZE == 32
+assert OFFSET_ENTRY.size == TIME_ENTRY_V1.size == 12 and TIME_ENTRY.size == 20 and HEADER_SIZE == 32
+
+
+def entry_size(magic: bytes) -> int:
+    return ENTRY_STRUCTS[magic].size
+
+
+def time_entry(timestamp_ms: int, position: int, gap_ms: int = 0) -> tuple[int, int, int, int]:
+    """The fields of a version-2 time-index entry, its check included."""
+    gap = min(max(gap_ms, 0), MAX_GAP_MS)
+    return timestamp_ms, position, gap, zlib.crc32(_TIME_BODY.pack(timestamp_ms, position, gap))
+
+
+def time_entry_ok(entry: tuple) -> bool:
+    """A version-2 entry's check holds (version 1 has none: True)."""
+    return len(entry) < 4 or entry[3] == zlib.crc32(_TIME_BODY.pack(*entry[:3]))
+
+
+def newest_before(entry: tuple) -> int:
+    """A time-index entry's newest time before its position (version 1: its time)."""
+    return entry[0] - entry[2] if len(entry) > 2 else entry[0]
 
 
 class CorruptIndex(Exception):
@@ -64,16 +105,17 @@ def encode_header(magic: bytes, base_offset: int, base_record: int, flags: int) 
     return head + struct.pack("<I", zlib.crc32(head))
 
 
-def decode_header(raw: bytes, magic: bytes) -> tuple[int, int, int]:
-    """(base_offset, base_record, flags) from a header; CorruptIndex if invalid."""
+def decode_header(raw: bytes, magic: bytes) -> tuple[bytes, int, int, int]:
+    """(file magic, base_offset, base_record, flags) from the header of an index of
+    *magic*'s kind (an earlier version of that kind is accepted); CorruptIndex if invalid."""
     if len(raw) < HEADER_SIZE:
         raise CorruptIndex("index header truncated")
     got_magic, base_offset, base_record, flags, crc = HEADER.unpack_from(raw, 0)
-    if got_magic != magic:
+    if got_magic not in READABLE_MAGICS[magic]:
         raise CorruptIndex(f"bad index magic {got_magic!r}")
     if zlib.crc32(raw[:28]) != crc:
         raise CorruptIndex("index header checksum mismatch")
-    return base_offset, base_record, flags
+    return got_magic, base_offset, base_record, flags
 
 
 class IndexFile:
@@ -83,13 +125,14 @@ class IndexFile:
     Raises OSError from the file system; CorruptIndex from :meth:`open`.
     """
 
-    __slots__ = ("path", "magic", "entry", "cache", "base_offset", "base_record", "flags",
+    __slots__ = ("path", "magic", "entry", "esize", "cache", "base_offset", "base_record", "flags",
                  "count", "_fd", "_map", "_mapped_count", "_writable")
 
     def __init__(self, path: str, magic: bytes, cache: ResourceCache, writable: bool) -> None:
         self.path = path
-        self.magic = magic
-        self.entry = OFFSET_ENTRY if magic == OFFSET_MAGIC else TIME_ENTRY
+        self.magic = magic  # the file's own: TIME_MAGIC_V1 for an old time index
+        self.entry = ENTRY_STRUCTS[magic]
+        self.esize = self.entry.size
         self.cache = cache
         self.base_offset = 0
         self.base_record = 0
@@ -105,7 +148,7 @@ class IndexFile:
     def create(cls, path: str, magic: bytes, cache: ResourceCache, base_offset: int,
                base_record: int, flags: int, entries: list[tuple] | None = None) -> "IndexFile":
         """Write a new index file (atomically: temp file + rename) and return it."""
-        entry = OFFSET_ENTRY if magic == OFFSET_MAGIC else TIME_ENTRY
+        entry = ENTRY_STRUCTS[magic]
         body = encode_header(magic, base_offset, base_record, flags)
         if entries:
             body += b"".join(entry.pack(*e) for e in entries)
@@ -124,16 +167,18 @@ class IndexFile:
     @classmethod
     def open(cls, path: str, magic: bytes, cache: ResourceCache, writable: bool,
              strict: bool = True) -> "IndexFile":
-        """Open an existing index. CorruptIndex if its header is bad, or (strict) a torn entry."""
+        """Open an existing index of *magic*'s kind (of the current or an earlier
+        version). CorruptIndex if its header is bad, or (strict) a torn entry."""
         with open(path, "rb") as f:
             raw = f.read(HEADER_SIZE)
             size = os.fstat(f.fileno()).st_size
-        index = cls(path, magic, cache, writable)
-        index.base_offset, index.base_record, index.flags = decode_header(raw, magic)
+        found, base_offset, base_record, flags = decode_header(raw, magic)
+        index = cls(path, found, cache, writable)
+        index.base_offset, index.base_record, index.flags = base_offset, base_record, flags
         body = size - HEADER_SIZE
-        if strict and body % ENTRY_SIZE:
+        if strict and body % index.esize:
             raise CorruptIndex(f"index length {size} is not a whole number of entries")
-        index.count = body // ENTRY_SIZE
+        index.count = body // index.esize
         return index
 
     def release(self) -> None:
@@ -165,12 +210,19 @@ class IndexFile:
         os.write(self._wfd(), self.entry.pack(*fields))
         self.count += 1
 
+    def append_time(self, timestamp_ms: int, position: int, gap_ms: int = 0) -> None:
+        """A time-index entry, in this file's version (a version-1 file has no gap)."""
+        if self.magic == TIME_MAGIC_V1:
+            self.append(timestamp_ms, position)
+        else:
+            self.append(*time_entry(timestamp_ms, position, gap_ms))
+
     def truncate(self, count: int) -> None:
         """Keep only the first *count* entries."""
         if count >= self.count:
             return
         self.release()
-        os.truncate(self.path, HEADER_SIZE + count * ENTRY_SIZE)
+        os.truncate(self.path, HEADER_SIZE + count * self.esize)
         self.count = count
 
     def sync(self) -> None:
@@ -180,7 +232,7 @@ class IndexFile:
     def refresh_count(self) -> int:
         """Re-read the entry count from the file length (reader of another writer)."""
         size = os.fstat(self._wfd()).st_size
-        self.count = max(0, (size - HEADER_SIZE) // ENTRY_SIZE)
+        self.count = max(0, (size - HEADER_SIZE) // self.esize)
         return self.count
 
     def _mapping(self, need: int) -> mmap.mmap:
@@ -189,7 +241,7 @@ class IndexFile:
                 self._map.close()
                 self._map = None
             fd = self._wfd()
-            length = HEADER_SIZE + self.count * ENTRY_SIZE
+            length = HEADER_SIZE + self.count * self.esize
             self._map = mmap.mmap(fd, length, prot=mmap.PROT_READ)
             self._mapped_count = self.count
         else:
@@ -199,7 +251,7 @@ class IndexFile:
     def get(self, i: int) -> tuple:
         """Entry *i* (0 <= i < count)."""
         m = self._mapping(i + 1)
-        return self.entry.unpack_from(m, HEADER_SIZE + i * ENTRY_SIZE)
+        return self.entry.unpack_from(m, HEADER_SIZE + i * self.esize)
 
     def last(self) -> tuple | None:
         return self.get(self.count - 1) if self.count else None
@@ -209,7 +261,8 @@ class IndexFile:
         if not self.count:
             return []
         m = self._mapping(self.count)
-        return [self.entry.unpack_from(m, HEADER_SIZE + i * ENTRY_SIZE) for i in range(self.count)]
+        size = self.esize
+        return [self.entry.unpack_from(m, HEADER_SIZE + i * size) for i in range(self.count)]
 
     def bisect_right(self, key: Callable[[tuple], int], target: int) -> int:
         """Number of leading entries whose key(entry) <= target (keys non-decreasing)."""
@@ -218,9 +271,10 @@ class IndexFile:
             return 0
         m = self._mapping(hi)
         unpack = self.entry.unpack_from
+        size = self.esize
         while lo < hi:
             mid = (lo + hi) // 2
-            if key(unpack(m, HEADER_SIZE + mid * ENTRY_SIZE)) <= target:
+            if key(unpack(m, HEADER_SIZE + mid * size)) <= target:
                 lo = mid + 1
             else:
                 hi = mid

@@ -25,7 +25,7 @@ from .checkpoint import LIVE_SLOT, RECOVERY_SLOT, Checkpoint, TailMark
 from .config import LogConfig, effective_config, to_strings
 from .errors import (DataGap, NotAppendable, NotFound, OffsetOutOfRange, ReadOnlyStore,
                      StorageError, StorageIOError)
-from .index import CorruptIndex
+from .index import CorruptIndex, newest_before
 from .naming import CHECKPOINT_FILE, LOG_META_FILE, list_segment_bases, segment_name
 from .segment import Segment
 
@@ -136,6 +136,13 @@ class Log:
             self._last_append_ms = live.timestamp_ms
         if self._last_append_ms is None:
             self._last_append_ms = self._segments_last_timestamp()
+            if self.writable and active.since_time > 0:
+                # bytes past the last time entry and no live mark dating them (a
+                # recovery kept them): their times are unknown, but not later than now.
+                # Time seeks and the next entry's newest time before need an upper
+                # bound (a lower one would make a seek skip them)
+                self._last_append_ms = max(self._last_append_ms or 0, self.store.clock.now_ms())
+                active.last_ms = max(active.last_ms or 0, self._last_append_ms)
         end = active.base + active.size
         if self.writable and (end if live is None else (live.position != end or live.tentative)):
             # readers in other processes take the live slot as the end of the log: after
@@ -149,12 +156,13 @@ class Log:
 
     def _index_files_look_whole(self) -> bool:
         for seg in self._segments:
-            for path in (seg.offset_index_path, seg.time_index_path):
+            for path, sizes in ((seg.offset_index_path, (12,)), (seg.time_index_path, (20, 12))):
                 try:
                     size = os.stat(path).st_size
                 except FileNotFoundError:
                     return False
-                if size < 32 or (size - 32) % 12:
+                # a time index of version 2 has 20-byte entries, of version 1 12-byte ones
+                if size < 32 or all((size - 32) % n for n in sizes):
                     return False
         return True
 
@@ -323,7 +331,7 @@ class Log:
                 self.apply_retention(now)  # SPEC: retention is applied whenever a segment rolls
             seg = self._segments[-1]
         position = seg.base + seg.size
-        seg.append(data, now, cfg.index_interval_bytes)
+        seg.append(data, now, cfg.index_interval_bytes, last)
         self._last_append_ms = seg.last_ms
         self.checkpoint.write_live(seg.base + seg.size, seg.base + seg.interval_start, seg.crc,
                                    seg.last_ms or now, len(data) if tentative else 0)
@@ -546,13 +554,19 @@ class Log:
 
     def time_position(self, t_ms: int) -> int:
         """Offset of the first record appended at or after *t_ms*: never later than
-        that record, and at most about one index interval earlier."""
+        that record, and less than one index interval earlier (exactly that record
+        when *t_ms* falls between two appends that each begin an index interval).
+        A binary search over segments, then over one time index: the last entry all
+        bytes before which are older than *t_ms* (index.py: newest time before)."""
         self._maybe_refresh()
+        last = self.last_append_ms
+        if last is not None and t_ms > last:  # nothing appended since: no entry to find
+            return self.record_position(self.records)
         segments = self._segments
         lo, hi = 0, len(segments)
-        while lo < hi:  # last segment whose first time entry is < t_ms
+        while lo < hi:  # last segment whose first entry has everything before it < t_ms
             mid = (lo + hi) // 2
-            first = _first_timestamp(segments[mid])
+            first = _first_newest_before(segments[mid])
             if first is not None and first < t_ms:
                 lo = mid + 1
             else:
@@ -725,9 +739,8 @@ class Log:
         self.checkpoint.close()
 
 
-def _first_timestamp(seg: Segment) -> int | None:
-    if seg.first_ms is not None:
-        return seg.first_ms
+def _first_newest_before(seg: Segment) -> int | None:
+    """The newest time before a segment's first time-index entry (None: no entry)."""
     try:
         tindex = seg.time_index()
         if not seg.writable:
@@ -735,7 +748,7 @@ def _first_timestamp(seg: Segment) -> int | None:
         first = tindex.get(0) if tindex.count else None
     except (OSError, CorruptIndex):
         return None
-    return first[0] if first else None
+    return newest_before(first) if first else None
 
 
 def _last_entry_timestamp(seg: Segment) -> int | None:

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 
 from .checkpoint import RECOVERY_SLOT, TailMark
 from .index import (FLAG_RECORD_BOUNDARY, OFFSET_MAGIC, TIME_MAGIC, CorruptIndex,
-                    IndexFile)
+                    IndexFile, newest_before, time_entry, time_entry_ok)
 from .naming import quarantine_name
 from .segment import SCAN_CHUNK, Segment
 
@@ -97,9 +97,10 @@ def rebuild_indexes(seg: Segment, base_record: int, boundary: bool, interval: in
         os.close(fd)
     flags = FLAG_RECORD_BOUNDARY if boundary else 0
     IndexFile.create(seg.offset_index_path, OFFSET_MAGIC, seg.cache, seg.base, base_record, flags, entries)
-    times = [(start_ms, 0)] if size else []
+    # newest times before are unknown here (gap 0): seeks may start earlier, never later
+    times = [time_entry(start_ms, 0)] if size else []
     if sealed and size:
-        times.append((max(end_ms, start_ms), size))
+        times.append(time_entry(max(end_ms, start_ms), size))
     IndexFile.create(seg.time_index_path, TIME_MAGIC, seg.cache, seg.base, base_record, flags, times)
     seg.close()
 
@@ -131,8 +132,12 @@ def _index_ok(seg: Segment, size: int, clock_ms: int | None = None) -> tuple[boo
     tentries = tindex.all_entries()
     tkeep = 0
     prev_t, prev_p = -(1 << 62), 0
-    for t, pos in tentries:
-        if pos > size or pos < prev_p or t < prev_t or t < 0 or \
+    for entry in tentries:
+        t, pos = entry[0], entry[1]
+        # a gap says every byte before pos is older than newest_before: it must not
+        # claim more than the previous entry's time (and the entry's check must hold)
+        if pos > size or pos < prev_p or t < prev_t or t < 0 or not time_entry_ok(entry) or \
+                newest_before(entry) < prev_t or \
                 (clock_ms is not None and t > clock_ms + FUTURE_SLACK_MS):
             break
         tkeep += 1
@@ -140,7 +145,7 @@ def _index_ok(seg: Segment, size: int, clock_ms: int | None = None) -> tuple[boo
     # drop torn last entries and entries past the data
     torn = 0
     for index, n_entries, n_keep in ((oindex, len(entries), keep), (tindex, len(tentries), tkeep)):
-        partial = 1 if (os.stat(index.path).st_size - 32) % 12 else 0
+        partial = 1 if (os.stat(index.path).st_size - 32) % index.esize else 0
         torn += partial
         index.count = n_entries + partial
         index.truncate(n_keep)

@@ -9,14 +9,17 @@ store's bounded resource cache.
 
 from __future__ import annotations
 
+import logging
 import os
 import zlib
 
 from .cache import ResourceCache
 from .errors import StorageIOError
-from .index import (FLAG_RECORD_BOUNDARY, OFFSET_MAGIC, TIME_MAGIC, CorruptIndex,
-                    IndexFile)
+from .index import (FLAG_RECORD_BOUNDARY, OFFSET_MAGIC, TIME_MAGIC, TIME_MAGIC_V1, CorruptIndex,
+                    IndexFile, newest_before, time_entry)
 from .naming import offset_index_name, segment_name, time_index_name
+
+logger = logging.getLogger(__name__)
 
 SCAN_CHUNK = 1 << 20
 FIRST_SCAN = 16 << 10  # seeks read this much first, doubling up to SCAN_CHUNK
@@ -98,12 +101,24 @@ class Segment:
 
     def time_index(self) -> IndexFile:
         if self._tindex is None:
-            self._tindex = IndexFile.open(self.time_index_path, TIME_MAGIC, self.cache,
-                                          writable=self.writable and not self.sealed,
-                                          strict=self.writable)
+            writable = self.writable and not self.sealed
+            tindex = IndexFile.open(self.time_index_path, TIME_MAGIC, self.cache,
+                                    writable=writable, strict=self.writable)
+            if writable and tindex.magic == TIME_MAGIC_V1:
+                tindex = self._convert_time_index(tindex)
+            self._tindex = tindex
         elif not self.writable:
             self._tindex.refresh_count()
         return self._tindex
+
+    def _convert_time_index(self, old: IndexFile) -> IndexFile:
+        """Rewrite a version-1 time index (of the active segment, which gets new
+        entries) as version 2; its entries' newest-time-before is unknown (0 gap)."""
+        entries = [time_entry(t, pos) for t, pos in old.all_entries()]
+        old.close()
+        logger.info("converting the time index of %s to version 2 (%d entries)", self.path, len(entries))
+        return IndexFile.create(self.time_index_path, TIME_MAGIC, self.cache, old.base_offset,
+                                old.base_record, old.flags, entries)
 
     @property
     def base_record(self) -> int:
@@ -175,15 +190,17 @@ class Segment:
             self.since_time = size
             self.first_ms = self.last_ms = None
 
-    def append(self, data: bytes, now_ms: int, interval: int) -> None:
-        """Append *data* at the end. Raises StorageIOError; on error the segment is
-        cut back to its previous length, so nothing is half-appended."""
+    def append(self, data: bytes, now_ms: int, interval: int, prev_ms: int | None = None) -> None:
+        """Append *data* at the end; *prev_ms* is the time of the log's previous append
+        (None if there was none), which a time-index entry written here records.
+        Raises StorageIOError; on error the segment is cut back to its previous
+        length, so nothing is half-appended."""
         size = self.size
         fd = self._fd if self._fd >= 0 else self.fd()  # hot path: no LRU touch per append
         try:
             if self.first_ms is None or self.since_time >= interval:
                 t = now_ms if self.last_ms is None or now_ms > self.last_ms else self.last_ms
-                self.time_index().append(t, size)
+                self.time_index().append_time(t, size, 0 if prev_ms is None else t - prev_ms)
                 self.since_time = 0
                 if self.first_ms is None:
                     self.first_ms = t
@@ -224,7 +241,7 @@ class Segment:
         if self.size > self.interval_start or self.offset_index().count == 0:
             self._index_here()
         if self.last_ms is not None:
-            self.time_index().append(self.last_ms, self.size)
+            self.time_index().append_time(self.last_ms, self.size)
         self.sealed = True
         self.release()  # reopen read-only
         for index in (self._oindex, self._tindex):
@@ -269,9 +286,10 @@ class Segment:
         return -1
 
     def find_time(self, t_ms: int) -> int | None:
-        """Position of the last time-index entry with timestamp < t_ms, or None."""
+        """Position of the last time-index entry every byte before which was appended
+        before *t_ms* (its newest time before < t_ms), or None."""
         tindex = self.time_index()
-        i = tindex.bisect_right(lambda e: e[0], t_ms - 1)
+        i = tindex.bisect_right(newest_before, t_ms - 1)
         if not i:
             return None
         return tindex.get(i - 1)[1]

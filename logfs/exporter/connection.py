@@ -81,6 +81,16 @@ class HttpConnection:
         self.conn = h11.Connection(h11.SERVER, max_incomplete_event_size=self.limits.max_header_bytes)
         self.gone = False
         self.exchange: Exchange | None = None
+        self._corked = False
+
+    def set_cork(self, on: bool) -> None:
+        """TCP_CORK on (hold partial segments) or off (send what is held, now)."""
+        if on != self._corked:
+            self._corked = on
+            try:
+                self.sock.setsockopt(_stdsocket.IPPROTO_TCP, _stdsocket.TCP_CORK, int(on))
+            except OSError:  # reset by the client meanwhile: the next send says so
+                pass
 
     # -- sending -------------------------------------------------------------------
     async def _wait_writable(self) -> None:

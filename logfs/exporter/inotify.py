@@ -1,18 +1,23 @@
 """Waking followers when a log changes: Linux inotify through ctypes, read by trio.
 
 Theory of operation. One inotify descriptor serves the whole exporter. A follower
-subscribes to its log's directory (:meth:`DirectoryWatcher.subscribe`); directories
-are watched once however many followers share them (reference counts). The writer's
-``write()`` to a segment file raises ``IN_MODIFY`` for that file in the directory, a
-roll ``IN_CREATE``, retention ``IN_DELETE``; any event on the directory bumps its
-*generation* and wakes every waiter. A follower remembers the generation it last
-saw, so an event that arrives between two checks is never lost.
+subscribes to its log's directory and the log's *signal file*
+(:meth:`DirectoryWatcher.subscribe`); both are watched once however many followers
+share them (reference counts). The writer publishes a new end of the log by writing
+the checkpoint's live slot with ``pwrite`` (logfs/core/checkpoint.py), which raises
+``IN_MODIFY`` on the checkpoint file: that is the wake-up, and it comes exactly when
+the new bytes are readable, so a follower never finds the segment ahead of the
+published end and never has to look again on a timer. Segment writes raise no event
+for us (the directory is watched without ``IN_MODIFY``), which keeps a busy log from
+waking the exporter twice per append. The directory watch reports rolls
+(``IN_CREATE``), retention (``IN_DELETE``), renames and deletion of the log itself;
+the file watch is added when the signal file appears if it did not exist yet.
 
-The core publishes the readable end through a memory-mapped checkpoint, which raises
-no inotify event, and a reader may see the segment grow a moment before the
-checkpoint says so. Followers therefore re-check after a short delay when the file
-is longer than the published end, and every wait also ends after a fallback interval
-(a queue overflow or a missed event costs at most that much latency, never a stall).
+Any event bumps the watched directory's *generation* and wakes every waiter; a
+follower remembers the generation it last saw, so an event that arrives between two
+checks is never lost. Every wait also ends after a fallback interval: a queue
+overflow, a missed event or a writer that died between its data and its checkpoint
+costs at most that much latency, never a stall.
 """
 
 from __future__ import annotations
@@ -31,8 +36,6 @@ logger = logging.getLogger(__name__)
 __all__ = ["DirectoryWatcher", "WatchedDirectory", "inotify_available"]
 
 IN_MODIFY = 0x00000002
-IN_ATTRIB = 0x00000004
-IN_CLOSE_WRITE = 0x00000008
 IN_MOVED_FROM = 0x00000040
 IN_MOVED_TO = 0x00000080
 IN_CREATE = 0x00000100
@@ -45,8 +48,9 @@ IN_ONLYDIR = 0x01000000
 IN_NONBLOCK = 0o4000
 IN_CLOEXEC = 0o2000000
 
-WATCH_MASK = (IN_MODIFY | IN_ATTRIB | IN_CLOSE_WRITE | IN_MOVED_FROM | IN_MOVED_TO | IN_CREATE
-              | IN_DELETE | IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR)
+DIR_MASK = (IN_MOVED_FROM | IN_MOVED_TO | IN_CREATE | IN_DELETE | IN_DELETE_SELF | IN_MOVE_SELF
+            | IN_ONLYDIR)
+FILE_MASK = IN_MODIFY
 _EVENT = struct.Struct("iIII")  # wd, mask, cookie, len (then len bytes of name)
 
 _libc = None
@@ -79,12 +83,14 @@ def inotify_available() -> bool:
 
 
 class WatchedDirectory:
-    """One watched directory: a generation counter and an event that is set (and
-    replaced) each time anything happens in it."""
+    """One watched directory (and its signal file): a generation counter and an
+    event that is set (and replaced) each time anything happens in it."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, signal_file: str | None) -> None:
         self.path = path
-        self.wd = -1
+        self.signal_file = signal_file
+        self.wd = -1       # the directory's watch
+        self.file_wd = -1  # the signal file's watch (or -1: not there yet)
         self.refs = 0
         self.generation = 0
         self.gone = False
@@ -127,25 +133,44 @@ class DirectoryWatcher:
     def uses_inotify(self) -> bool:
         return self._fd >= 0
 
-    def subscribe(self, path: str) -> WatchedDirectory:
-        """Start (or share) a watch on *path*; call :meth:`unsubscribe` when done."""
+    def _add_watch(self, path: str, mask: int) -> int:
+        """A watch descriptor, or -1 when *path* does not exist (or the limit is hit)."""
+        wd = _load_libc().inotify_add_watch(self._fd, os.fsencode(path), mask)
+        if wd >= 0:
+            return wd
+        err = ctypes.get_errno()
+        if err == errno.ENOSPC:
+            logger.warning("inotify watch limit reached for %s: polling", path)
+        elif err not in (errno.ENOENT, errno.ENOTDIR):
+            raise OSError(err, os.strerror(err), path)
+        return -1
+
+    def _watch_signal_file(self, watched: WatchedDirectory) -> None:
+        if watched.signal_file is None or watched.file_wd >= 0 or self._fd < 0:
+            return
+        wd = self._add_watch(os.path.join(watched.path, watched.signal_file), FILE_MASK)
+        if wd >= 0:
+            watched.file_wd = wd
+            self._by_wd[wd] = watched
+
+    def subscribe(self, path: str, signal_file: str | None = None) -> WatchedDirectory:
+        """Start (or share) a watch on directory *path*: its entries appearing,
+        disappearing or moving, and writes to *signal_file* in it (any write in the
+        directory if None). Call :meth:`unsubscribe` when done."""
         watched = self._by_path.get(path)
         if watched is None or watched.gone:
-            watched = WatchedDirectory(path)
+            watched = WatchedDirectory(path, signal_file)
             if self._fd >= 0:
-                wd = _load_libc().inotify_add_watch(self._fd, os.fsencode(path), WATCH_MASK)
-                if wd < 0:
-                    err = ctypes.get_errno()
-                    if err == errno.ENOSPC:
-                        logger.warning("inotify watch limit reached for %s: polling", path)
-                    else:
-                        raise OSError(err, os.strerror(err), path)
-                else:
-                    watched.wd = wd
+                mask = DIR_MASK if signal_file is not None else DIR_MASK | IN_MODIFY
+                wd = self._add_watch(path, mask)
+                if wd >= 0:
                     old = self._by_wd.get(wd)
-                    if old is not None and not old.gone:  # the same directory under another path
-                        watched = old
-                    self._by_wd[wd] = watched
+                    if old is not None and not old.gone and old.wd == wd:
+                        watched = old  # the same directory under another path
+                    else:
+                        watched.wd = wd
+                        self._by_wd[wd] = watched
+                        self._watch_signal_file(watched)
             self._by_path[path] = watched
         watched.refs += 1
         return watched
@@ -156,16 +181,19 @@ class DirectoryWatcher:
             return
         if self._by_path.get(watched.path) is watched:
             del self._by_path[watched.path]
-        if watched.wd >= 0 and self._by_wd.get(watched.wd) is watched:
-            # also after IN_MOVE_SELF (the watch lives on under the new name); after
-            # IN_IGNORED the kernel already dropped it and this is a harmless EINVAL
-            del self._by_wd[watched.wd]
-            _load_libc().inotify_rm_watch(self._fd, watched.wd)
-            watched.wd = -1
+        for attr in ("wd", "file_wd"):
+            wd = getattr(watched, attr)
+            if wd >= 0 and self._by_wd.get(wd) is watched:
+                # also after IN_MOVE_SELF (the watch lives on under the new name); after
+                # IN_IGNORED the kernel already dropped it and this is a harmless EINVAL
+                del self._by_wd[wd]
+                _load_libc().inotify_rm_watch(self._fd, wd)
+            setattr(watched, attr, -1)
 
     @property
     def watch_count(self) -> int:
-        return len(self._by_wd)
+        """How many directories (logs) are watched."""
+        return len({id(w) for w in self._by_wd.values()})
 
     async def run(self) -> None:
         """Read inotify events forever, waking the watched directories' waiters."""
@@ -189,6 +217,7 @@ class DirectoryWatcher:
         pos = 0
         while pos + _EVENT.size <= len(buf):
             wd, mask, _cookie, length = _EVENT.unpack_from(buf, pos)
+            name = buf[pos + _EVENT.size: pos + _EVENT.size + length].rstrip(b"\0")
             pos += _EVENT.size + length
             self.events += 1
             if mask & IN_Q_OVERFLOW:
@@ -198,10 +227,17 @@ class DirectoryWatcher:
             watched = self._by_wd.get(wd)
             if watched is None:
                 continue
-            if mask & (IN_IGNORED | IN_DELETE_SELF | IN_MOVE_SELF):
+            if wd == watched.file_wd:
+                if mask & IN_IGNORED:  # the signal file was deleted (with its log)
+                    self._by_wd.pop(wd, None)
+                    watched.file_wd = -1
+            elif mask & (IN_IGNORED | IN_DELETE_SELF | IN_MOVE_SELF):
                 watched.gone = True
                 if mask & IN_IGNORED:
                     self._by_wd.pop(wd, None)
-            if wd not in woken:
-                woken.add(wd)
+            elif mask & (IN_CREATE | IN_MOVED_TO) and watched.file_wd < 0 and \
+                    watched.signal_file is not None and name == os.fsencode(watched.signal_file):
+                self._watch_signal_file(watched)
+            if id(watched) not in woken:
+                woken.add(id(watched))
                 watched.bump()

@@ -10,8 +10,8 @@ bytes */END`` and a ``Logfs-Start-Offset`` header saying where data begins.
 
 ``until`` and the indexes: the time index is sparse (one entry per
 ``index.interval.bytes``), so the exact append time of a record between two entries is
-unknown. ``since`` starts at or before the first record appended at or after TIME
-(core ``time_position``); ``until`` ends at the first indexed append made *after*
+unknown. ``since`` starts at or before the first record appended at or after TIME,
+less than one index interval early (core ``time_position``); ``until`` ends at the first indexed append made *after*
 TIME, cut back to a record boundary. Both err on the side of including a record,
 never of dropping one: a window may carry up to one index interval of records on
 either side.
@@ -137,7 +137,7 @@ def _beyond_end(log: Log, what: str) -> HttpError:
 
 def since_position(log: Log, t_ms: int) -> int:
     """Start of the first record appended at or after *t_ms* (core: never later,
-    at most about one index interval earlier)."""
+    less than one index interval earlier)."""
     return max(log.start_offset, log.time_position(t_ms))
 
 

@@ -186,6 +186,32 @@ def test_since_and_until_read_a_time_window(store, clock, exporter, data_dir):
     assert body == data
 
 
+def test_since_in_a_quiet_gap_starts_at_the_first_record_after_it(store, clock, exporter):
+    """Writes of many records each, a quiet spell, more writes: ?since= a time inside
+    the quiet spell starts exactly at the first record written after it (issue 9),
+    as does a curl of it."""
+    store.create_topic("gap")
+    log = store.create_log("gap", "l")
+    store.set_log_config("gap", "l", {"index.interval.bytes": "4096", "segment.bytes": str(1 << 20)})
+    write = b"".join(b"%063d\n" % i for i in range(1000))
+    for _ in range(5):
+        log.append(write)
+        clock.advance(2)
+    t = clock.now_ms() + 1200
+    clock.set(t + 200)
+    second_half = log.end_offset
+    for _ in range(5):
+        log.append(write)
+        clock.advance(2)
+    status, headers, body = exporter.get(f"/gap/l?since={t}")
+    assert status == 200
+    assert len(body) == log.end_offset - second_half, \
+        f"since= started {log.end_offset - second_half - len(body)} bytes early"
+    curl = subprocess.run(["curl", "-s", f"{exporter.url}/gap/l?since={_iso(t)}"], capture_output=True,
+                          timeout=30)
+    assert curl.stdout == body == write * 5
+
+
 def test_head_gives_the_same_headers_without_a_body(store, clock, exporter):
     log, _ = _fill(store, clock, n=100)
     status, headers, body = exporter.request("HEAD", "/orders/eu")

@@ -71,3 +71,48 @@ def test_follow_sees_lines_appended_through_the_mount(mount, tmp_path, processes
         assert body == (topic / "eu").read_bytes()
     finally:
         stop_process(exporter.proc)
+
+
+def test_a_line_after_quiet_reaches_a_follower_at_once(mount, tmp_path):
+    """One line written through the mount after a quiet spell reaches a follower of
+    the exporter well under 5 ms after write() returns (issue 9: the follower used to
+    wake on the segment write, find the end not yet published and sleep 5 ms; now
+    the checkpoint's publication wakes it). The follower is a separate client
+    process stamping arrivals with CLOCK_MONOTONIC, like the benchmark's W5."""
+    import json
+    import os
+
+    from logfs.bench.worker import make_line
+
+    topic = Path(mount.p("quiet"))
+    topic.mkdir()
+    path = topic / "l"
+    path.write_bytes(b"")
+    exporter = start_exporter(mount.data, tmp_path)
+    n = 7
+    follower = subprocess.Popen([sys.executable, "-m", "logfs.bench.worker", "follow", "127.0.0.1",
+                                 str(exporter.port), "/quiet/l?follow=1&last=0", str(n)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert follower.stdout.readline().strip() == "ready", follower.stderr.read()
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+        sent = {}
+        try:
+            for i in range(n):
+                time.sleep(0.6)  # quiet: the follower is asleep
+                line = make_line(0, i)
+                os.write(fd, line)
+                sent[i] = time.monotonic_ns()
+        finally:
+            os.close(fd)
+        out, err = follower.communicate(timeout=30)
+        assert follower.returncode == 0, err[-500:]
+    finally:
+        if follower.poll() is None:
+            follower.kill()
+            follower.wait()
+        stop_process(exporter.proc)
+    arrivals = {int(k): v for k, v in json.loads(out)["arrivals"].items()}
+    lat_ms = sorted((arrivals[i] - sent[i]) / 1e6 for i in range(n))
+    print(f"a line after 0.6 s of quiet, write() -> follower: {[round(x, 2) for x in lat_ms]} ms")
+    assert lat_ms[n // 2] < 4.0, f"median {lat_ms[n // 2]:.2f} ms from write() to the follower: {lat_ms}"

@@ -88,7 +88,10 @@ def test_sigkill_during_appends(mount_factory, tmp_path, figures):
                 m.kill9()
                 for i, p in enumerate(procs):
                     out, err = p.communicate(timeout=30)
-                    report = json.loads(out.strip().splitlines()[-1])
+                    lines_out = out.strip().splitlines()
+                    assert lines_out, (f"producer {i} printed no report (exit {p.returncode}): "
+                                       f"stderr {err[-2000:]!r}")
+                    report = json.loads(lines_out[-1])
                     assert report["error"], f"producer {i} stopped without an error: {report}"
                     acked[(trial, i)] = report
             finally:

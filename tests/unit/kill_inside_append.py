@@ -14,7 +14,7 @@ which fills the segment to exactly segment.bytes, and kills itself with SIGKILL:
 * WHERE=before-rest: inside the append of REST (the rest of the write), before its
   bytes reach a segment: after any roll that append would make;
 * WHERE=torn-live: in the middle of PARTIAL's store into the checkpoint's live tail
-  (a memcpy into a shared mapping, which a signal can interrupt): the second half of
+  (one pwrite, which a power loss can leave half on disk): the second half of
   the bytes it changed are put back as they were, through the file, then SIGKILL;
 * WHERE=inside-roll: PARTIAL is appended (not tentative; its last 100 bytes apart, so
   they lie past the last index entry), then REST, which rolls: SIGKILL once the next
@@ -63,8 +63,8 @@ def main() -> None:
         log.append(line)
     real = segment_module.Segment.append
     if where == "after-data":
-        def append_then_die(self, data, now_ms, interval):
-            real(self, data, now_ms, interval)
+        def append_then_die(self, *args):
+            real(self, *args)
             die()
         segment_module.Segment.append = append_then_die  # type: ignore[method-assign]
     if where == "torn-live":

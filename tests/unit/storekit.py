@@ -260,7 +260,7 @@ def first_record_start_at_or_after(content: bytes, pos: int) -> int:
 
 
 def check_time_position(log, content: bytes, appends: list[tuple[int, int, int]], t: int,
-                        interval: int) -> int:
+                        interval: int, v1_index: bool = False) -> int:
     """time_position(t) against the model. *appends*: (offset, length, time) of every
     non-empty append, in order. Returns the position.
 
@@ -268,8 +268,10 @@ def check_time_position(log, content: bytes, appends: list[tuple[int, int, int]]
     as appended at or after T if any of its bytes was, so the answer is never after
     the start of the record holding the first byte appended at or after T (an
     incomplete last record included); it is a record start (or the log start, when
-    that falls inside a record); it may be early, but by no more than one index
-    interval plus the largest single append, rounded down to a record start.
+    that falls inside a record); it may be early, but by less than one index interval,
+    rounded down to a record start, whatever the sizes of the appends. Indexes of
+    version 1 (*v1_index*: no newest time before an entry) may be early by one index
+    interval plus the largest single append.
     """
     start, end = log.start_offset, log.end_offset
     later = next((a for a in appends if a[2] >= t), None)
@@ -281,11 +283,12 @@ def check_time_position(log, content: bytes, appends: list[tuple[int, int, int]]
         f"{exact}; log start {start})")
     assert pos == start or pos == end or pos == 0 or content[pos - 1] == 0x0A, \
         f"time_position({t}) = {pos} is not a record start"
-    largest = max((a[1] for a in appends), default=0)
-    floor = content.rfind(b"\n", 0, max(start, exact - interval - largest)) + 1
+    largest = max((a[1] for a in appends), default=0) if v1_index else 0
+    first_byte = later[0] if later else end
+    floor = content.rfind(b"\n", 0, max(start, first_byte - interval - largest)) + 1
     assert pos >= max(floor, start), (
         f"time_position({t}) = {pos} is too early: the first record appended at or after it "
-        f"starts at {exact}; index interval {interval}, largest append {largest}")
+        f"starts at {exact}; index interval {interval}" + (f", largest append {largest}" if largest else ""))
     return pos
 
 

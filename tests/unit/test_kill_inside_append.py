@@ -9,7 +9,8 @@ entry reached the segment but before the live mark moved (found by the daemon-cr
 suite: an index entry vouched for the half line), or inside the append of the rest,
 after a roll (found by the same suite: the roll moved the live mark past the half
 line). So the rest of a tentative write never rolls: it joins its first part. And
-the kill can land in the middle of the live mark's store (a memcpy): the other of the
+the live mark's store can be left half written (a power loss; it was a memcpy a kill
+could interrupt before it became one pwrite): the other of the
 two live slots, one append older, still vouches for every acknowledged byte. Or inside
 a roll, before the full segment is sealed (found by a 120-trial run): recovery seals it
 while the live mark still vouches for its tail, or a later recovery would cut it.
