@@ -46,6 +46,35 @@ def drop_caches(paths: list[str]) -> str:
         return "fadvise"
 
 
+def available_mib() -> int:
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) // 1024
+    return 0
+
+
+def touch_memory(mib: int, chunk_mib: int = 1024) -> dict:
+    """Write one byte into every page of *mib* MiB of fresh anonymous memory, a GiB at
+    a time, then give it back. On a VM whose host hands the guest memory lazily, the
+    first touch of a page costs milliseconds per MiB (docs/performance.md, "the
+    machine"); page-cache-heavy workloads (W1) measure that, not the filesystem, unless
+    the memory was touched once before. Returns the time it took per MiB."""
+    import mmap
+    t0 = time.perf_counter()
+    done = 0
+    while done < mib:
+        n = min(chunk_mib, mib - done) * MiB
+        m = mmap.mmap(-1, n)
+        try:
+            m[::4096] = b"\x01" * (n // 4096)
+        finally:
+            m.close()
+        done += n // MiB
+    dt = time.perf_counter() - t0
+    return {"MiB": mib, "seconds": round(dt, 2), "ms_per_MiB": round(dt * 1000 / max(mib, 1), 3)}
+
+
 def w1_append_chunks(t: FsTarget, size_mib: int) -> dict:
     """dd appending SIZE in 1 MiB writes (page cache; no fsync, as dd does by default)
     to a new file (a previous round's is removed first)."""
@@ -212,14 +241,18 @@ def produce_paced(path: str, n: int, rate: float) -> list[int]:
     return sent
 
 
-def latency_run(consumer: list[str], path: str, n: int, rate: float) -> dict:
-    """Start the consumer, wait for its ``ready``, produce n paced lines into path, and
-    return p50/p99/max of (consumer saw the line) - (producer's write() returned)."""
+def latency_run(consumer: list[str], path: str, n: int, rate: float, warmup_s: float = 0.0) -> dict:
+    """Start the consumer, wait for its ``ready``, stay quiet *warmup_s*, produce n
+    paced lines into path, and return p50/p99/max of (consumer saw the line) -
+    (producer's write() returned), in ms; 0 for a line the consumer saw before the
+    producer's clock read (the delivery beat the return of write() to the producer)."""
     p = subprocess.Popen(consumer, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         ready = p.stdout.readline().strip()
         if ready != "ready":
             raise AssertionError(f"consumer did not start: {ready!r} {p.stderr.read()[-500:]}")
+        if warmup_s:
+            time.sleep(warmup_s)
         sent = produce_paced(path, n, rate)
         out, err = p.communicate(timeout=30)
         if p.returncode != 0:
@@ -229,7 +262,7 @@ def latency_run(consumer: list[str], path: str, n: int, rate: float) -> dict:
             p.kill()
             p.wait()
     arrivals = {int(k): v for k, v in json.loads(out)["arrivals"].items()}
-    lat = sorted((arrivals[i] - sent[i]) / 1e6 for i in range(n) if i in arrivals)
+    lat = sorted(max(0.0, (arrivals[i] - sent[i]) / 1e6) for i in range(n) if i in arrivals)
     if len(lat) != n:
         raise AssertionError(f"consumer saw {len(lat)} of {n} lines")
 

@@ -37,10 +37,12 @@ REPO = Path(__file__).resolve().parents[2]
 MiB = 1 << 20
 
 FULL = {"append_mib": 2048, "lines": 1_000_000, "latency_lines": 10_000, "latency_rate": 1000,
-        "download_mib": 1024, "clients": 100, "client_mib": 10, "records": 10_000_000,
+        "follow_lines": {1: 15, 10: 100, 100: 1000, 1000: 10_000}, "quiet_lines": 10,
+        "download_mib": [10, 512, 1024], "clients": 100, "client_mib": 10, "records": 10_000_000,
         "ttfb_samples": 200, "reps": 3}
 QUICK = {"append_mib": 256, "lines": 100_000, "latency_lines": 2000, "latency_rate": 1000,
-         "download_mib": 256, "clients": 100, "client_mib": 1, "records": 1_000_000,
+         "follow_lines": {1: 3, 10: 20, 100: 200, 1000: 2000}, "quiet_lines": 3,
+         "download_mib": [10, 256], "clients": 100, "client_mib": 1, "records": 1_000_000,
          "ttfb_samples": 100, "reps": 1}
 
 
@@ -137,8 +139,16 @@ def _attempt(results: dict, workload: str, system: str, fn, *args, **kw) -> dict
     return res
 
 
-def run(sizes: dict, workdir: Path, out: Path, profile: bool) -> dict:
+def run(sizes: dict, workdir: Path, out: Path, profile: bool, warm_memory: bool = True) -> dict:
     results: dict = {"unavailable": {}}
+    if warm_memory:
+        # W1 writes each system's file into fresh page cache: touch that much memory
+        # once first, so that W1 measures the filesystems and not the VM's first touch
+        need = sizes["append_mib"] * sizes["reps"] * 5 + 1024
+        mib = max(0, min(need, fsw.available_mib() - 1536))
+        log(f"bench: touching {mib:,} MiB of memory once before W1 (--no-warm-memory skips it)")
+        results["memory_warmup"] = fsw.touch_memory(mib)
+        log(f"  first touch: {results['memory_warmup']['ms_per_MiB']} ms/MiB")
     with contextlib.ExitStack() as stack:
         targets: list[FsTarget] = []
         for cls in (PlainDir, Bindfs, LogfsMount):
@@ -186,11 +196,11 @@ def run(sizes: dict, workdir: Path, out: Path, profile: bool) -> dict:
 
         # ---- HTTP
         plain, lfs = by_name.get("plain"), by_name.get("logfs")
-        big, small = sizes["download_mib"] * MiB, sizes["client_mib"] * MiB
-        for t in (plain, lfs):
+        cases = netw.w6_cases(sizes["download_mib"], sizes["clients"], sizes["client_mib"], 20)
+        for t in (plain, lfs):  # logfs's files are written through the mount, as a user would
             if t is not None:
-                netw.fill_file(t.path("w6big"), big)
-                netw.fill_file(t.path("w6small"), small)
+                for mib in sorted({c.mib for c in cases}):
+                    netw.fill_file(t.path(f"w6_{mib}"), mib * MiB)
         fsw.sync()
         servers = []
         for make in ((lambda: Nginx(plain.root, workdir)) if plain else None,
@@ -204,19 +214,29 @@ def run(sizes: dict, workdir: Path, out: Path, profile: bool) -> dict:
             except SystemUnavailable as exc:
                 results["unavailable"][s.name] = str(exc)
                 log(f"bench: {s.label} not measured: {exc}")
-        log(f"W6: one {sizes['download_mib']} MiB download, {sizes['clients']} concurrent "
-            f"{sizes['client_mib']} MiB downloads (curl)")
-        for s in servers:
-            with profiled(profile and s.name == "logfs_serve", s.pids(), out, "w6"):
-                _attempt(results, "W6", s.name, netw.w6_downloads, s, "w6big", "w6small", big, small,
-                         sizes["clients"], sizes["reps"])
+        log(f"W6: downloads of {', '.join(f'{m} MiB' for m in sizes['download_mib'])} and "
+            f"{sizes['clients']} concurrent {sizes['client_mib']} MiB downloads (curl), "
+            f"{sizes['reps']} rounds, servers in alternating order")
+        serve_pids = next((s.pids() for s in servers if s.name == "logfs_serve"), [])
+        with profiled(profile and bool(serve_pids), serve_pids, out, "w6"):
+            try:
+                for name, res in netw.w6_downloads(servers, cases, sizes["reps"]).items():
+                    results.setdefault("W6", {})[name] = res
+                    shown = ", ".join(f"{k}={v}" for k, v in res.items()
+                                      if isinstance(v, (int, float)) and not k.endswith("_downloads"))
+                    log(f"  W6 {name:<12} {shown}")
+            except Exception as exc:  # noqa: BLE001
+                for s in servers:
+                    results.setdefault("W6", {})[s.name] = {"error": f"{type(exc).__name__}: {exc}"[:500]}
+                log(f"  W6 FAILED: {exc}")
 
         serve = next((s for s in servers if s.name == "logfs_serve"), None)
         if serve is not None and lfs is not None:
-            log(f"W5: {sizes['latency_lines']:,} lines at {sizes['latency_rate']}/s through the mount, "
-                "a consumer following the exporter")
+            rates = ", ".join(f"{n:,} at {r}/s" for r, n in sizes["follow_lines"].items())
+            log(f"W5: lines through the mount ({rates}; and {sizes['quiet_lines']} single lines after "
+                "1 s of quiet), a consumer following the exporter")
             _attempt(results, "W5_follow", "logfs_serve", netw.w5_follow, serve, lfs.path("w5f"), "w5f",
-                     sizes["latency_lines"], sizes["latency_rate"])
+                     sizes["follow_lines"], sizes["quiet_lines"])
 
         log(f"W7: first byte of ?record=N and ?since=T in a log of {sizes['records']:,} records")
         w7data = workdir / "w7-data"
@@ -253,8 +273,10 @@ def build_parser(prog: str = "python -m logfs.bench") -> argparse.ArgumentParser
                                 epilog="workloads (full sizes; --quick is smaller):\n"
                                        "  W1 append 2 GiB in 1 MiB writes (dd)     W2 1,000,000 100 B lines, 1 process\n"
                                        "  W3 the same from 8 processes            W4 read 2 GiB cold, warm, after an append\n"
-                                       "  W5 write->read latency, 10,000 lines at 1,000/s (poll; exporter follow)\n"
-                                       "  W6 1 GiB and 100 x 10 MiB downloads      W7 first byte of ?record= / ?since=\n"
+                                       "  W5 write->read latency: a reader polling the file (10,000 lines at 1,000/s);\n"
+                                       "     an exporter follower at 1, 10, 100, 1,000 lines/s and after 1 s of quiet\n"
+                                       "  W6 downloads of 10 MiB, 512 MiB, 1 GiB and 100 x 10 MiB (curl, alternating)\n"
+                                       "  W7 first byte of ?record= / ?since=\n"
                                        "  W8 daemon peak RSS and fds during W1-W3\n"
                                        "The core alone: python -m logfs.bench.core")
     add_arguments(p)
@@ -271,6 +293,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-install", action="store_true", help="install nothing; systems that are missing are skipped")
     p.add_argument("--from-json", type=Path, default=None, metavar="JSON",
                    help="measure nothing: rewrite performance.md/.png in --out from a saved performance.json")
+    p.add_argument("--no-warm-memory", action="store_true",
+                   help="do not touch the machine's memory once before W1 (W1 then includes the "
+                        "VM's first-touch cost of fresh page-cache memory)")
     p.add_argument("--profile", action="store_true",
                    help="record py-spy profiles of the logfs daemon (W2, W4) and of logfs serve (W6) into --out")
 
@@ -278,9 +303,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def scaled(base: dict, scale: float) -> dict:
     s = dict(base)
     if scale != 1.0:
-        for k, lo in (("append_mib", 2), ("lines", 800), ("latency_lines", 50), ("download_mib", 1),
+        for k, lo in (("append_mib", 2), ("lines", 800), ("latency_lines", 50),
                       ("client_mib", 1), ("records", 10_000), ("ttfb_samples", 10)):
             s[k] = max(lo, int(base[k] * scale))
+        s["download_mib"] = sorted({max(1, int(m * scale)) for m in base["download_mib"]})
+        s["follow_lines"] = {r: max(2, int(n * scale)) for r, n in base["follow_lines"].items()}
+        s["quiet_lines"] = max(1, int(base["quiet_lines"] * scale))
         s["clients"] = max(4, int(base["clients"] * min(1.0, scale * 4)))
     s["lines"] -= s["lines"] % 8
     return s
@@ -311,7 +339,7 @@ def run_cli(args: argparse.Namespace, command: str) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwind (unmount, stop servers) on kill too
     started, load0 = time.time(), os.getloadavg()
     try:
-        results = run(sizes, workdir, out, args.profile)
+        results = run(sizes, workdir, out, args.profile, warm_memory=not args.no_warm_memory)
     finally:
         leftovers = [str(p) for p in workdir.iterdir() if is_mounted(str(p))] if workdir.exists() else []
         if leftovers:

@@ -1,7 +1,9 @@
 """W5(a), W6 and W7: the HTTP workloads.
 
-W6 downloads with curl (one process; ``--parallel`` for the concurrent case) and charges
-each server the CPU seconds (user + system, all its processes) it used meanwhile. W7
+W6 downloads with curl (one process; ``--parallel`` for the concurrent case), several
+sizes, the servers in alternating order, and charges each server the CPU seconds (user
++ system, all its processes and threads, from /proc) it used meanwhile. W5 times
+follow-mode deliveries at several rates and after quiet spells. W7
 builds a log of many records with the storage core directly (appending through the
 mount would take most of the run) and times the first byte of ``?record=N`` and
 ``?since=T`` responses.
@@ -14,9 +16,10 @@ import random
 import socket
 import subprocess
 import time
+from dataclasses import dataclass
 
 from logfs.bench.fs_workloads import _worker, latency_run
-from logfs.bench.systems import Server
+from logfs.bench.systems import Server, cpu_between
 from logfs.bench.worker import make_line
 
 MiB = 1 << 20
@@ -25,7 +28,8 @@ MB = 1_000_000
 
 
 def _curl(urls: list[str], parallel: int) -> int:
-    """Download every URL to /dev/null; the total bytes curl received."""
+    """Download every URL to /dev/null with one curl process (one after the other on a
+    kept-alive connection, or ``parallel`` at once); the total bytes curl received."""
     args = ["curl", "-s", "--no-progress-meter", "-w", "%{http_code} %{size_download}\\n"]
     if parallel > 1:
         args += ["-Z", "--parallel-max", str(parallel), "--parallel-immediate"]
@@ -43,39 +47,94 @@ def _curl(urls: list[str], parallel: int) -> int:
     return total
 
 
-def w6_downloads(server: Server, big: str, small: str, big_bytes: int, small_bytes: int,
-                 clients: int, reps: int) -> dict:
-    """One download of ``big`` and ``clients`` concurrent downloads of ``small``; each
-    repeated ``reps`` times, the median kept. Throughput in MB/s and the server's CPU
-    seconds per GiB served."""
-    base = f"http://127.0.0.1:{server.port}"
-    out = {}
-    for label, urls, expect, par in (("single", [base + server.url_path(big)], big_bytes, 1),
-                                     ("concurrent", [base + server.url_path(small)] * clients,
-                                      small_bytes * clients, clients)):
-        runs = []
-        for _ in range(reps):
-            c0, t0 = server.cpu(), time.perf_counter()
-            got = _curl(urls, par)
-            dt, cpu = time.perf_counter() - t0, server.cpu() - c0
-            if got != expect:
-                raise AssertionError(f"{server.name} W6 {label}: {got} bytes, expected {expect}")
-            runs.append((got / MB / dt, cpu / (got / GiB)))
-        runs.sort()
-        mbs, cpu_gib = runs[len(runs) // 2]
-        out[f"{label}_MB_s"] = round(mbs, 1)
-        out[f"{label}_cpu_s_per_GiB"] = round(cpu_gib, 4)
+@dataclass(frozen=True)
+class DownloadCase:
+    """One W6 measurement: ``count`` downloads of file ``rel`` (``mib`` MiB), one
+    after the other, or all at once when ``parallel``."""
+
+    key: str          # results key prefix: single_10MiB, concurrent, ...
+    rel: str
+    mib: int
+    count: int
+    parallel: bool = False
+
+
+def w6_cases(single_mib: list[int], clients: int, client_mib: int, small_count: int) -> list[DownloadCase]:
+    cases = []
+    for mib in single_mib:
+        # enough downloads that each measurement moves >= ~200 MiB (the CPU figures are
+        # in 10 ms ticks when a thread came or went)
+        count = max(1, min(small_count, -(-200 // mib)))
+        cases.append(DownloadCase(f"single_{mib}MiB", f"w6_{mib}", mib, count))
+    cases.append(DownloadCase("concurrent", f"w6_{client_mib}", client_mib, clients, parallel=True))
+    return cases
+
+
+def w6_downloads(servers: list[Server], cases: list[DownloadCase], rounds: int) -> dict[str, dict]:
+    """Every case on every server, in rounds; the order of the servers alternates from
+    round to round (the first of a pair can find a different machine: the page cache,
+    the host). Per case and server: the best throughput (MB/s) and the lowest CPU
+    seconds per GiB served (user + system of all the server's processes and threads,
+    from /proc) over the rounds, every run beside them. The client is curl."""
+    runs: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    for case in cases:
+        for r in range(rounds):
+            order = servers[r % len(servers):] + servers[:r % len(servers)]
+            if r % 2:
+                order = order[::-1]
+            for server in order:
+                url = f"http://127.0.0.1:{server.port}{server.url_path(case.rel)}"
+                expect = case.mib * MiB * case.count
+                c0, t0 = server.cpu(), time.perf_counter()
+                got = _curl([url] * case.count, case.count if case.parallel else 1)
+                dt, cpu = time.perf_counter() - t0, cpu_between(c0, server.cpu())
+                if got != expect:
+                    raise AssertionError(f"{server.name} W6 {case.key}: {got} bytes, expected {expect}")
+                runs.setdefault((server.name, case.key), []).append(
+                    (round(got / MB / dt, 1), round(cpu / (got / GiB), 4)))
+    out: dict[str, dict] = {s.name: {} for s in servers}
+    for (name, key), rs in runs.items():
+        mbs, cpus = [r[0] for r in rs], [r[1] for r in rs]
+        out[name].update({f"{key}_MB_s": max(mbs), f"{key}_cpu_s_per_GiB": min(cpus),
+                          f"{key}_runs_MB_s": mbs, f"{key}_runs_cpu_s_per_GiB": cpus})
+    for case in cases:
+        for name in out:
+            out[name][f"{case.key}_downloads"] = case.count
     return out
 
 
-def w5_follow(serve: Server, write_path: str, url_rel: str, n: int, rate: float) -> dict:
-    """Producer appends through the mount; consumer follows through the exporter."""
+W5_RATES = (1, 10, 100, 1000)
+
+
+def w5_follow(serve: Server, write_path: str, url_rel: str, lines_at: dict[int, int],
+              quiet_lines: int, quiet_s: float = 1.0) -> dict:
+    """Producer appends through the mount; a consumer process follows through the
+    exporter (``?follow=1&last=0``). At each rate of *lines_at* (lines/s -> how many
+    lines), and *quiet_lines* times a single line after *quiet_s* of quiet, each with a
+    new follower. Latency is from write()'s return in the producer to the line's
+    arrival in the consumer (CLOCK_MONOTONIC in both); 0 when it came first."""
     open(write_path, "ab").close()
     time.sleep(0.1)
-    res = latency_run(_worker("follow", "127.0.0.1", str(serve.port),
-                              serve.url_path(url_rel) + "?follow=1&last=0", str(n)),
-                      write_path, n, rate)
-    return res
+    url = serve.url_path(url_rel) + "?follow=1&last=0"
+    out: dict = {}
+    for rate, n in lines_at.items():
+        res = latency_run(_worker("follow", "127.0.0.1", str(serve.port), url, str(n)), write_path, n, rate)
+        out.update({f"r{rate}_{k}": v for k, v in res.items() if k.endswith("_ms")})
+        out[f"r{rate}_lines"] = n
+    lat: list[float] = []
+    for _ in range(quiet_lines):
+        res = latency_run(_worker("follow", "127.0.0.1", str(serve.port), url, "1"), write_path, 1, 1,
+                          warmup_s=quiet_s)
+        lat.append(res["max_ms"])
+    if lat:
+        lat.sort()
+        out.update({"quiet_p50_ms": lat[len(lat) // 2], "quiet_p99_ms": lat[min(len(lat) - 1, int(len(lat) * 0.99))],
+                    "quiet_max_ms": lat[-1], "quiet_lines": len(lat), "quiet_s": quiet_s})
+    # the headline figures: the worst p50 and p99 over every rate and the quiet line
+    p50s = [v for k, v in out.items() if k.endswith("p50_ms")]
+    p99s = [v for k, v in out.items() if k.endswith("p99_ms")]
+    out["p50_ms"], out["p99_ms"] = max(p50s), max(p99s)
+    return out
 
 
 def build_record_log(data: str, records: int) -> tuple[int, int]:

@@ -27,31 +27,43 @@ class SystemUnavailable(Exception):
 
 # ------------------------------------------------------------------ processes
 
-def cpu_seconds(pid: int) -> float:
-    """CPU seconds (user + system) of a process and all its threads, 0 if it is gone.
+@dataclass(frozen=True)
+class CpuSample:
+    """What /proc says of a set of processes at one moment: user + system seconds of
+    each process (all its threads, exited ones included, in clock ticks) and each live
+    thread's precise time on the CPU (schedstat, nanoseconds)."""
 
-    The larger of two lower bounds: utime + stime from /proc/PID/stat (counts threads
-    that have exited, but in 10 ms ticks) and the sum of the live threads' schedstat
-    (nanoseconds, but forgets exited threads)."""
+    ticks_s: float
+    threads_ns: dict[tuple[int, int], int]
+
+
+def cpu_sample(pids: list[int]) -> CpuSample:
     ticks = 0.0
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        ticks = (int(fields[11]) + int(fields[12])) / CLK_TCK
-    except (OSError, IndexError, ValueError):
-        return 0.0
-    total = 0
-    try:
-        tids = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        tids = []
-    for tid in tids:
+    threads: dict[tuple[int, int], int] = {}
+    for pid in pids:
         try:
-            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
-                total += int(f.read().split()[0])
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            ticks += (int(fields[11]) + int(fields[12])) / CLK_TCK
+            tids = os.listdir(f"/proc/{pid}/task")
         except (OSError, IndexError, ValueError):
-            pass
-    return max(ticks, total / 1e9)
+            continue
+        for tid in tids:
+            try:
+                with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                    threads[(pid, int(tid))] = int(f.read().split()[0])
+            except (OSError, IndexError, ValueError):
+                pass
+    return CpuSample(ticks, threads)
+
+
+def cpu_between(a: CpuSample, b: CpuSample) -> float:
+    """CPU seconds (user + system) used between two samples: the threads' precise
+    times when every thread of *a* is still alive in *b*, else the coarser ticks
+    (which, unlike schedstat, remember threads that exited)."""
+    if a.threads_ns and all(k in b.threads_ns for k in a.threads_ns):
+        return sum(v - a.threads_ns.get(k, 0) for k, v in b.threads_ns.items()) / 1e9
+    return b.ticks_s - a.ticks_s
 
 
 def children_of(pid: int) -> list[int]:
@@ -270,8 +282,8 @@ class Server:
             return []
         return [self.proc.pid] + children_of(self.proc.pid)
 
-    def cpu(self) -> float:
-        return sum(cpu_seconds(p) for p in self.pids())
+    def cpu(self) -> CpuSample:
+        return cpu_sample(self.pids())
 
     def __exit__(self, *exc) -> None:
         if self.proc is not None:
