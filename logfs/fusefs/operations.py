@@ -531,13 +531,14 @@ class LogfsOperations(pyfuse3.Operations):
 
     @fuse_handler
     async def write(self, fh, off, buf):
+        # the hot path of small appends: one FUSE request per write(), so it does
+        # only what it must (docs/performance.md, W2)
         node = self._node(fh)
         lg = self._log_of(node)
         end = lg.end_offset
         if off != end:
             raise Refused(errno.EPERM, f"write at offset {off} but the log ends at {end}: "
                           "logs are append-only")
-        start = lg.start_offset
         # The kernel sends a write that starts mid-page as two requests: up to the page
         # boundary, then the rest. If the daemon dies between them, recovery must not
         # keep half a line: a request that is exactly such a first part is tentative.
@@ -550,16 +551,17 @@ class LogfsOperations(pyfuse3.Operations):
             if sv.f_bavail * sv.f_frsize < SPLIT_WRITE_RESERVE:
                 raise Refused(errno.ENOSPC, f"less than {SPLIT_WRITE_RESERVE >> 20} MiB free in "
                               f"{self.data_dir}: refusing a write that may not fit whole")
-        lg.append(bytes(buf), tentative=tentative)
-        if lg.pop_events():  # the core logs rolls and deletions itself
-            # SPEC §6: retention is applied whenever a segment rolls.
-            lg.apply_retention()
-            lg.pop_events()
-        if lg.start_offset != start:
+        start = lg.start_offset
+        lg.append(buf, tentative=tentative)  # rolls, and then applies retention, itself
+        if lg.start_offset != start:  # retention deleted segments: drop their cached pages
             node.stats["start_offset"] = lg.start_offset
             self.invalidate_data(node)
-        self._count(node, "write", len(buf))
-        return len(buf)
+        self.totals["write_calls"] += 1
+        self.totals["write_bytes"] += n
+        stats = node.stats
+        stats["write_calls"] = stats.get("write_calls", 0) + 1
+        stats["write_bytes"] = stats.get("write_bytes", 0) + n
+        return n
 
     @fuse_handler
     async def flush(self, fh):
