@@ -100,12 +100,15 @@ def _add_mount(sub) -> None:
 
 
 def cmd_mount(args) -> int:
-    from logfs.fusefs.mount import MountError, parse_mount_options, run_mount
+    from logfs.fusefs.mount import MountError, check_mount_setup, parse_mount_options, run_mount
     try:
         opts = parse_mount_options(args.options)
     except MountError as exc:
         return _die(str(exc), 2)
-    data = os.path.realpath(args.data)
+    try:  # refuse here, before DATA is created: the daemon checks again
+        data = check_mount_setup(args.data, os.path.realpath(args.mountpoint))
+    except MountError as exc:
+        return _die(str(exc))
     try:
         os.makedirs(data, exist_ok=True)
     except OSError as exc:
