@@ -17,7 +17,6 @@ clean-shutdown marker.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import os
 import signal
@@ -171,17 +170,6 @@ async def _set_read_ahead_after_init(mountpoint: str, kb: int) -> None:
     _set_read_ahead(mountpoint, kb)
 
 
-def _config_view(store, parts: tuple[str, ...], defaults: dict[str, str]) -> dict[str, Any]:
-    if not parts:
-        return {"kind": "mount", "defaults": dict(defaults)}
-    if len(parts) == 1:
-        return {"kind": "topic", "topic": parts[0], "overrides": store.topic_config(parts[0])}
-    lg = store.log(*parts)
-    effective = {k.replace("_", "."): v for k, v in dataclasses.asdict(lg.config).items()}
-    return {"kind": "log", "topic": parts[0], "log": parts[1],
-            "overrides": dict(lg.config_overrides), "effective": effective}
-
-
 def describe(store, ops: LogfsOperations, parts: tuple[str, ...]) -> dict[str, Any]:
     """JSON-ready figures for the mount root, a topic or a log (`logfs describe`)."""
     if not parts:
@@ -195,10 +183,8 @@ def describe(store, ops: LogfsOperations, parts: tuple[str, ...]) -> dict[str, A
             "auto_inval_data": ops.auto_inval_data,
         }
     if len(parts) == 1:
-        return {"kind": "topic", "topic": parts[0], "logs": store.logs(parts[0]),
-                "config_overrides": store.topic_config(parts[0])}
-    d = dict(store.log(*parts).describe())
-    d.setdefault("kind", "log")
+        return control.describe_topic(store, parts[0])
+    d = control.describe_log(store, *parts)
     d["fuse"] = ops.log_counters(*parts)
     return d
 
@@ -216,7 +202,7 @@ def make_control_handler(store, ops: LogfsOperations, opts: MountOptions,
             d = describe(store, ops, parts)
             if not parts:
                 d["mountpoint"] = mountpoint
-                d["defaults"] = dict(opts.defaults)
+                d["defaults"] = control.typed_config(opts.defaults)
             return d
         if op == "config":
             new = req.get("set") or {}
@@ -227,8 +213,9 @@ def make_control_handler(store, ops: LogfsOperations, opts: MountOptions,
                     store.set_topic_config(parts[0], new)
                 else:
                     store.set_log_config(parts[0], parts[1], new)
-                log.info("config of %s set: %s", "/".join(parts), new)
-            return _config_view(store, parts, opts.defaults)
+                log.info("config of %s set: %s", "/".join(parts),
+                         ", ".join(f"{k}={v}" for k, v in new.items()))
+            return control.config_view(store, parts, opts.defaults)
         raise ValueError(f"unknown control request {op!r}")
 
     return handle
