@@ -25,6 +25,6 @@ stamp=.venv/.logfs-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   echo "bootstrap: installing logfs and its Python dependencies into .venv" >&2
   .venv/bin/pip install -q --upgrade pip >&2
-  .venv/bin/pip install -q -e '.[test]' >&2
+  .venv/bin/pip install -q -e '.[test,docs]' >&2
   touch "$stamp"
 fi
