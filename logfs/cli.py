@@ -247,7 +247,7 @@ def _pid_alive(pid: int) -> bool:
 
 def cmd_umount(args) -> int:
     from logfs.fusefs import mounts
-    mp = os.path.abspath(args.mountpoint)
+    mp = os.path.realpath(args.mountpoint)  # as the kernel records it (a symlink resolved)
     entry = mounts.logfs_mount_at(mp)
     if entry is None:
         if mounts.is_dead_mountpoint(mp):

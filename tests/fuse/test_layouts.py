@@ -153,6 +153,8 @@ def test_a_good_layout_still_mounts(area):
         with open(mnt / "t" / "l", "a") as f:
             f.write("x\n")
         assert (mnt / "t" / "l").read_text() == "x\n"
+        r = run_bounded([LOGFS, "umount", str(area / "to-mnt")], 30)  # through the symlink too
+        assert r.returncode == 0, r
     finally:
         run_bounded([LOGFS, "umount", str(mnt)], 30)
     assert not mounted(str(mnt))
