@@ -7,6 +7,8 @@ import subprocess
 import sys
 import zipfile
 
+import pytest
+
 from fuse_helpers import REPO
 
 
@@ -44,3 +46,13 @@ def test_editable_install_is_quiet_too(tmp_path):
                            capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert _warnings(r.stdout + r.stderr) == []
+
+
+def test_what_make_run_and_make_man_leave_is_ignored_by_git():
+    """`make run` creates data/ and the live mount mnt/; `make man` writes build/."""
+    import shutil
+    if not (REPO / ".git").exists() or not shutil.which("git"):
+        pytest.skip("not a git checkout")
+    for path in ("mnt/", "mnt/orders/eu", "data/", "build/man/logfs.1"):
+        r = subprocess.run(["git", "-C", str(REPO), "check-ignore", "-q", "--no-index", path])
+        assert r.returncode == 0, f"{path} is not ignored by .gitignore"
