@@ -1,11 +1,21 @@
 # The two commands a fresh machine needs (see README):
 #   make run    install everything, mount ./data on ./mnt, print what to try next
 #   make test   install everything, run the whole test suite
+# A system-wide install (docs/operations.md), as root:
+#   make install     logfs in $(VENV), linked as $(PREFIX)/bin/logfs; the fstab helper
+#                    $(SBINDIR)/mount.fuse.logfs; logfs@.service; man page; completions
+#   make uninstall   remove exactly what `make install` put there
+#   make man         the man page and bash/zsh completions, generated into build/
 DATA ?= $(CURDIR)/data
 MNT  ?= $(CURDIR)/mnt
 PYTEST_ARGS ?=
+VENV ?= /opt/logfs
+PREFIX ?= /usr/local
+SBINDIR ?= /sbin
+SYSTEMDDIR ?= /etc/systemd/system
+INSTALL_VARS = VENV="$(VENV)" PREFIX="$(PREFIX)" SBINDIR="$(SBINDIR)" SYSTEMDDIR="$(SYSTEMDDIR)"
 
-.PHONY: run test bootstrap bench umount clean
+.PHONY: run test bootstrap bench umount install uninstall man
 
 bootstrap:
 	@./scripts/bootstrap.sh
@@ -26,3 +36,13 @@ bench: bootstrap
 
 umount:
 	-@.venv/bin/logfs umount "$(MNT)"
+
+man: bootstrap
+	@./scripts/install.sh generate build
+	@echo "build/man/logfs.1 (man -l build/man/logfs.1), build/completions/{logfs.bash,_logfs}"
+
+install: bootstrap
+	@$(INSTALL_VARS) ./scripts/install.sh install
+
+uninstall:
+	@$(INSTALL_VARS) ./scripts/install.sh uninstall

@@ -74,6 +74,37 @@ def _die(msg: str, code: int = 1) -> int:
     return code
 
 
+class CliError(Exception):
+    """Bad input or a refusal: ``main`` prints the message as one line and exits
+    with ``code``. Raised anywhere below a ``cmd_*`` function."""
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors are one line (the usage is one --help away)."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: {message} (see `{self.prog} --help`)\n")
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a positive number of seconds")
+    return value
+
+
+# completion hints for shtab (shtab.DIRECTORY / shtab.FILE; argparse ignores them)
+_DIRECTORY = {"bash": "_shtab_compgen_dirs", "zsh": "_files -/", "tcsh": "d"}
+_FILE = {"bash": "_shtab_compgen_files", "zsh": "_files", "tcsh": "f"}
+
+
 # ---------------------------------------------------------------------- mount
 
 def _add_mount(sub) -> None:
@@ -94,18 +125,23 @@ def _add_mount(sub) -> None:
                    help="stay in the foreground and log to stderr too; stop with Ctrl-C")
     p.add_argument("-o", dest="options", action="append", default=[], metavar="KEY=VALUE,...",
                    help="mount options (repeatable, comma-separated)")
-    p.add_argument("data", metavar="DATA", help="the data directory (created if missing)")
-    p.add_argument("mountpoint", metavar="MOUNTPOINT", help="an existing directory")
+    p.add_argument("data", metavar="DATA", help="the data directory (created if missing)"
+                   ).complete = _DIRECTORY
+    p.add_argument("mountpoint", metavar="MOUNTPOINT", help="an existing directory"
+                   ).complete = _DIRECTORY
     p.set_defaults(func=cmd_mount)
 
 
 def cmd_mount(args) -> int:
-    from logfs.fusefs.mount import MountError, parse_mount_options, run_mount
+    from logfs.fusefs.mount import MountError, check_mount_setup, parse_mount_options, run_mount
     try:
         opts = parse_mount_options(args.options)
     except MountError as exc:
         return _die(str(exc), 2)
-    data = os.path.realpath(args.data)
+    try:  # refuse here, before DATA is created: the daemon checks again
+        data = check_mount_setup(args.data, os.path.realpath(args.mountpoint))
+    except MountError as exc:
+        return _die(str(exc))
     try:
         os.makedirs(data, exist_ok=True)
     except OSError as exc:
@@ -186,8 +222,8 @@ def _add_umount(sub) -> None:
                        help="unmount a logfs mount and wait for its daemon to finish",
                        description="Unmount MOUNTPOINT (like fusermount3 -u) and wait until "
                                    "the daemon has flushed and closed its logs.")
-    p.add_argument("mountpoint", metavar="MOUNTPOINT")
-    p.add_argument("--timeout", type=float, default=60.0,
+    p.add_argument("mountpoint", metavar="MOUNTPOINT").complete = _DIRECTORY
+    p.add_argument("--timeout", type=positive_float, default=60.0,
                    help="seconds to wait for the daemon to exit (default 60)")
     p.set_defaults(func=cmd_umount)
 
@@ -211,7 +247,7 @@ def _pid_alive(pid: int) -> bool:
 
 def cmd_umount(args) -> int:
     from logfs.fusefs import mounts
-    mp = os.path.abspath(args.mountpoint)
+    mp = os.path.realpath(args.mountpoint)  # as the kernel records it (a symlink resolved)
     entry = mounts.logfs_mount_at(mp)
     if entry is None:
         if mounts.is_dead_mountpoint(mp):
@@ -236,15 +272,123 @@ def cmd_umount(args) -> int:
 
 # ---------------------------------------------------------- config & describe
 
-def _locate(path: str):
-    from logfs.fusefs import mounts
-    found = mounts.logfs_mount_containing(os.path.abspath(path))
-    if found is None:
-        raise SystemExit(_die(f"{path} is not inside a logfs mount"))
-    entry, parts = found
-    if len(parts) > 2:
-        raise SystemExit(_die(f"{path}: a logfs path is MOUNT, MOUNT/topic or MOUNT/topic/log"))
-    return entry, parts
+class _Target:
+    """What `describe`/`config` talk to: the daemon of a mount, or DATA itself."""
+
+    def __init__(self, path: str) -> None:
+        from logfs.datadir import find_data_dir
+        from logfs.fusefs import mounts
+        self.path = path
+        self.store = None
+        found = mounts.logfs_mount_containing(os.path.abspath(path))
+        if found is not None:
+            entry, parts = found
+            self.data, self.parts, self.via_mount = entry.source, parts, True
+        else:
+            on_disk = find_data_dir(path) if os.path.lexists(path) else None
+            if on_disk is None:
+                if not os.path.lexists(path):
+                    raise CliError(f"{path} does not exist")
+                raise CliError(f"{path} is not inside a logfs mount or a logfs data directory "
+                               "(MOUNT[/topic[/log]] or DATA[/topic[/log]])")
+            self.data, self.parts = on_disk
+            self.via_mount = False
+        if len(self.parts) > 2:
+            raise CliError(f"{path}: a logfs path is MOUNT, MOUNT/topic or MOUNT/topic/log "
+                           "(or DATA, DATA/topic, DATA/topic/log)")
+
+    def ask(self, message: dict[str, Any]) -> dict[str, Any]:
+        """Ask the daemon; without one (DATA not mounted) answer from a read-only
+        store, as the exporter reads DATA. ``mounted`` says which answered."""
+        from logfs.fusefs import control
+        try:
+            result = control.request(self.data, {**message, "path": list(self.parts)})
+            result["mounted"] = True
+            return result
+        except control.DaemonUnreachable as exc:
+            if self.via_mount:
+                raise CliError(f"{self.path}: {exc}") from None
+        except control.ControlError as exc:
+            raise CliError(f"{self.path}: {exc}") from None
+        if message.get("set"):
+            raise CliError(f"{self.data} is not mounted: `logfs config` shows the config of "
+                           "DATA without a mount, but changing it needs the mount "
+                           f"(logfs mount {self.data} MOUNTPOINT)")
+        return self._offline(message["op"])
+
+    def _offline(self, op: str) -> dict[str, Any]:
+        from logfs.core import StorageError, open_log_store
+        from logfs.fusefs import control
+        try:
+            store = open_log_store(self.data, readonly=True)
+        except StorageError as exc:
+            raise CliError(f"{self.path}: {exc}") from None
+        try:
+            if op == "config":
+                result = control.config_view(store, self.parts, {})
+            elif not self.parts:
+                result = {"kind": "data", "data": self.data, "topics": store.topics()}
+            elif len(self.parts) == 1:
+                result = control.describe_topic(store, self.parts[0])
+            else:
+                result = control.describe_log(store, *self.parts)
+        except StorageError as exc:
+            raise CliError(f"{self.path}: {exc}") from None
+        finally:
+            store.close()
+        result["mounted"] = False
+        return result
+
+
+# Output for people: numbers with their unit, "none" and "on"/"off", never a
+# Python value. --json prints the same dict as JSON (types in docs/config.md).
+
+_BYTE_KEYS = {"segment.bytes", "retention.bytes", "index.interval.bytes"}
+_DURATION_KEYS = {"segment.ms", "retention.ms", "flush.ms"}
+_TIMESTAMP_KEYS = {"last_append_ms", "created_ms"}
+
+
+def _bytes(n: int) -> str:
+    for unit, size in (("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= size:
+            v = n / size
+            return f"{v:.0f} {unit}" if v == int(v) else f"{v:.1f} {unit}"
+    return f"{n} bytes" if n != 1 else "1 byte"
+
+
+def _duration(ms: int) -> str:
+    for unit, size in (("days", 86_400_000), ("hours", 3_600_000), ("minutes", 60_000),
+                       ("s", 1000)):
+        if ms >= size:
+            v = ms / size
+            text = f"{v:.0f}" if v == int(v) else f"{v:.1f}"
+            return f"{text} {unit[:-1] if text == '1' and unit != 's' else unit}"
+    return f"{ms} ms"
+
+
+def format_value(key: str, value: Any) -> str:
+    """One value of describe/config as a person reads it."""
+    if value is None:
+        return {"flush.ms": "none (the page cache decides)",
+                "last_append_ms": "none (nothing appended yet)"}.get(key, "none")
+    if key == "mounted":
+        return "yes" if value else "no (read from DATA)"
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(map(str, value)) if value else "none"
+    if key in _BYTE_KEYS and isinstance(value, int):
+        if value == -1:
+            return "-1 (keep all)"
+        return f"{value} ({_bytes(value)})" if value >= 1024 else f"{value} bytes"
+    if key in _DURATION_KEYS and isinstance(value, int):
+        return "-1 (keep all)" if value == -1 else f"{value} ({_duration(value)})"
+    if key in _TIMESTAMP_KEYS and isinstance(value, int):
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(value / 1000))
+        return f"{value} ({when}.{value % 1000:03d})"
+    if key == "mtime_granularity_s" and isinstance(value, (int, float)):
+        return "0 s (exact)" if value == 0 else f"{value:g} s"
+    return str(value)
 
 
 def _print_human(d: dict[str, Any], indent: str = "") -> None:
@@ -255,33 +399,44 @@ def _print_human(d: dict[str, Any], indent: str = "") -> None:
             if v:
                 _print_human(v, indent + "  ")
             else:
-                print(f"{indent}  (none)")
-        elif isinstance(v, list):
-            print(f"{indent}{k.ljust(width)}  {', '.join(map(str, v)) or '(none)'}")
-        elif k.endswith("_ms") and isinstance(v, int) and v > 10**12:  # a timestamp
-            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(v / 1000))
-            print(f"{indent}{k.ljust(width)}  {v} ({when}.{v % 1000:03d})")
+                print(f"{indent}  none")
         else:
-            print(f"{indent}{k.ljust(width)}  {v}")
+            print(f"{indent}{k.ljust(width)}  {format_value(k, v)}")
+
+
+def _print_config_human(d: dict[str, Any]) -> None:
+    if d["kind"] == "mount":
+        print("mount-wide defaults (-o at mount):")
+        _print_human(d["defaults"] or {"(none set)": ""}, "  ")
+        return
+    what = d["topic"] if d["kind"] == "topic" else f"{d['topic']}/{d['log']}"
+    print(f"{d['kind']} {what}" + ("" if d.get("mounted", True) else
+                                    "  (DATA not mounted: mount-wide -o defaults unknown)"))
+    shown = {k: format_value(k, v) for k, v in d["effective"].items()}
+    kw = max(len(k) for k in shown)
+    vw = max(len(v) for v in shown.values())
+    names = {"log": "log", "topic": "topic", "mount": "mount (-o)", "default": "default"}
+    print(f"  {'key'.ljust(kw)}  {'value'.ljust(vw)}  set by")
+    for key, text in shown.items():
+        print(f"  {key.ljust(kw)}  {text.ljust(vw)}  {names[d['sources'][key]]}")
 
 
 def _add_describe(sub) -> None:
     p = sub.add_parser("describe", help="show offsets, records, segments and config",
-                       description="Describe a mounted log (offsets, records, segments, last "
-                                   "append, effective config, FUSE counters), a topic (its "
-                                   "logs and config overrides) or the mount itself.")
-    p.add_argument("path", metavar="PATH", help="MOUNT, MOUNT/topic or MOUNT/topic/log")
-    p.add_argument("--json", action="store_true", help="print JSON")
+                       description="Describe a log (offsets, records, segments, last append, "
+                                   "effective config, FUSE counters), a topic (its logs and "
+                                   "config overrides) or the mount itself. PATH is in a mount, "
+                                   "or in a data directory that is not mounted (then without "
+                                   "FUSE counters).")
+    p.add_argument("path", metavar="PATH",
+                   help="MOUNT, MOUNT/topic or MOUNT/topic/log (or DATA, DATA/topic, "
+                        "DATA/topic/log)").complete = _FILE
+    p.add_argument("--json", action="store_true", help="print JSON (types: docs/config.md)")
     p.set_defaults(func=cmd_describe)
 
 
 def cmd_describe(args) -> int:
-    from logfs.fusefs.control import ControlError, request
-    entry, parts = _locate(args.path)
-    try:
-        result = request(entry.source, {"op": "describe", "path": list(parts)})
-    except ControlError as exc:
-        return _die(f"{args.path}: {exc}")
+    result = _Target(args.path).ask({"op": "describe"})
     if args.json:
         print(json.dumps(result, indent=2, sort_keys=True))
     else:
@@ -291,39 +446,40 @@ def cmd_describe(args) -> int:
 
 def _add_config(sub) -> None:
     p = sub.add_parser(
-        "config", help="show or set the config of a mounted topic or log",
+        "config", help="show or set the config of a topic or log",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Show (no KEY=VALUE) or set config of a topic or a log. A log inherits "
                     "from its topic,\nwhich inherits from the mount's -o defaults. "
-                    "KEY= (empty) removes an override.",
+                    "KEY= (empty) removes an override.\nShowing also works on a data "
+                    "directory that is not mounted; setting needs the mount.",
         epilog=CONFIG_KEYS_HELP + "\nexamples:\n"
                "  logfs config /mnt/logs/orders retention.ms=604800000   # a week, topic-wide\n"
                "  logfs config /mnt/logs/orders/eu retention.bytes=1073741824\n"
                "  logfs config /mnt/logs/orders/eu retention.bytes=      # back to the topic's\n"
-               "  logfs config /mnt/logs/orders/eu                       # show effective config")
-    p.add_argument("path", metavar="PATH", help="MOUNT/topic or MOUNT/topic/log")
+               "  logfs config /mnt/logs/orders/eu                       # show effective config\n"
+               "  logfs config /var/lib/logfs/orders/eu                  # the same, without a mount\n"
+               "every key, default and scope: docs/config.md")
+    p.add_argument("path", metavar="PATH",
+                   help="MOUNT/topic or MOUNT/topic/log (or DATA/topic, DATA/topic/log)"
+                   ).complete = _FILE
     p.add_argument("settings", metavar="KEY=VALUE", nargs="*")
-    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--json", action="store_true", help="print JSON (types: docs/config.md)")
     p.set_defaults(func=cmd_config)
 
 
 def cmd_config(args) -> int:
-    from logfs.fusefs.control import ControlError, request
-    entry, parts = _locate(args.path)
     new: dict[str, str] = {}
     for s in args.settings:
         key, eq, value = s.partition("=")
         if not eq or not key:
-            return _die(f"bad setting {s!r}: expected KEY=VALUE", 2)
+            return _die(f"bad setting {s!r}: expected KEY=VALUE (KEY= removes an override)", 2)
         new[key] = value
-    try:
-        result = request(entry.source, {"op": "config", "path": list(parts), "set": new})
-    except ControlError as exc:
-        return _die(f"{args.path}: {exc}")
+    target = _Target(args.path)
+    result = target.ask({"op": "config", "set": new} if new else {"op": "config"})
     if args.json:
         print(json.dumps(result, indent=2, sort_keys=True))
     else:
-        _print_human(result)
+        _print_config_human(result)
     return 0
 
 
@@ -374,7 +530,7 @@ def cmd_bench(args) -> int:
 # ----------------------------------------------------------------------- main
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="logfs", formatter_class=argparse.RawDescriptionHelpFormatter,
         description="logfs: Kafka's log, as files. Topics are directories, logs are "
                     "append-only files\nstored as segments with sparse indexes and "
@@ -392,6 +548,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The CLI's one error boundary: bad input and refusals are one line on stderr and
+    a non-zero exit, never a traceback (LOGFS_DEBUG=1 shows one for a bug)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
@@ -401,6 +559,16 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except KeyboardInterrupt:
         return 130
+    except CliError as exc:
+        return _die(str(exc), exc.code)
+    except OSError as exc:
+        where = f"{exc.filename}: " if exc.filename else ""
+        return _die(f"{where}{exc.strerror or exc}")
+    except Exception as exc:  # noqa: BLE001 - a bug: say so in one line
+        if os.environ.get("LOGFS_DEBUG"):
+            raise
+        return _die(f"unexpected error: {type(exc).__name__}: {exc} "
+                    "(run with LOGFS_DEBUG=1 for the traceback, and please report it)")
 
 
 if __name__ == "__main__":

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Install everything logfs needs on a fresh Debian/Ubuntu machine, idempotently:
-# system packages (FUSE 3, headers for building pyfuse3, test tools) and a
-# virtualenv in .venv with logfs installed in editable mode.
+# system packages (FUSE 3, headers for building pyfuse3, tools the tests drive:
+# strace, curl, rsync, man-db) and a virtualenv in .venv with logfs installed in
+# editable mode, with the test and docs (man page, completions) extras.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
-for pkg in fuse3 libfuse3-dev pkg-config strace curl; do
+for pkg in fuse3 libfuse3-dev pkg-config strace curl rsync man-db; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then
@@ -25,6 +26,6 @@ stamp=.venv/.logfs-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   echo "bootstrap: installing logfs and its Python dependencies into .venv" >&2
   .venv/bin/pip install -q --upgrade pip >&2
-  .venv/bin/pip install -q -e '.[test]' >&2
+  .venv/bin/pip install -q -e '.[test,docs]' >&2
   touch "$stamp"
 fi

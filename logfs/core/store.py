@@ -45,6 +45,7 @@ class LogStore:
         self._topic_overrides: dict[str, dict] = {}
         self._lock_fd = -1
         self.was_clean = True
+        self.first_open = False  # no writer had opened DATA before (no .logfs/lock yet)
         self.recovery_report: list[RecoveryAction] = []
         self.retention_interval_s = MAINTENANCE_INTERVAL_S
 
@@ -56,6 +57,7 @@ class LogStore:
             return
         meta = os.path.join(self.data_dir, STORE_META_DIR)
         os.makedirs(meta, exist_ok=True)
+        self.first_open = not os.path.exists(os.path.join(meta, LOCK_FILE))
         fd = os.open(os.path.join(meta, LOCK_FILE), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 
 import trio
 
 from logfs.core import StorageError
+from logfs.datadir import DataDirError, check_data_dir
 
 from .protocol import Limits
 from .server import serve_exporter
@@ -29,32 +31,76 @@ __all__ = ["add_arguments", "build_parser", "main", "run"]
 DEFAULT_PORT = 8480
 
 
+def port_number(text: str) -> int:
+    """argparse type: a TCP port, 0 (any free port) to 65535."""
+    try:
+        port = int(text, 10)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port: use 1-65535, or 0 for any "
+                                         "free port")
+    return port
+
+
+def _at_least_one(text: str) -> int:
+    try:
+        n = int(text, 10)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{n} is too small: at least 1")
+    return n
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a positive number of seconds")
+    return value
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The exporter's options, for ``logfs serve`` to put on its subparser."""
-    p.add_argument("data", metavar="DATA", help="the logfs data directory")
+    p.add_argument("data", metavar="DATA", help="the logfs data directory").complete = \
+        {"bash": "_shtab_compgen_dirs", "zsh": "_files -/", "tcsh": "d"}  # shtab.DIRECTORY
     p.add_argument("--bind", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT}; 0: any free port)")
+    p.add_argument("--port", type=port_number, default=DEFAULT_PORT,
+                   help=f"port (default {DEFAULT_PORT}; 0: any free port)")
     p.add_argument("--token-file", help="require 'Authorization: Bearer <token>' with the token in this file")
-    p.add_argument("--max-connections", type=int, default=Limits.max_connections,
+    p.add_argument("--max-connections", type=_at_least_one, default=Limits.max_connections,
                    help=f"clients served at once; more get 503 (default {Limits.max_connections})")
-    p.add_argument("--request-timeout", type=float, default=Limits.request_timeout_s,
+    p.add_argument("--request-timeout", type=_seconds, default=Limits.request_timeout_s,
                    help="seconds a client has to send a complete request head (default %(default)s)")
-    p.add_argument("--send-timeout", type=float, default=Limits.send_timeout_s,
+    p.add_argument("--send-timeout", type=_seconds, default=Limits.send_timeout_s,
                    help="seconds a client may accept no bytes before it is dropped (default %(default)s)")
     p.add_argument("--access-log", help="write the access log (JSON lines) to this file instead of stderr")
     p.add_argument("--debug", action="store_true", help="verbose logging")
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line (the usage is one --help away)."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser(prog: str = "logfs serve") -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=prog, description="Serve logfs logs read-only over HTTP/1.1 "
+    p = _Parser(prog=prog, description="Serve logfs logs read-only over HTTP/1.1 "
                                 "(zero-copy with sendfile). See docs/exporter.md.")
     add_arguments(p)
     return p
 
 
 def _read_token(path: str) -> bytes:
-    with open(path, "rb") as f:
-        token = f.read().strip()
+    try:
+        with open(path, "rb") as f:
+            token = f.read().strip()
+    except OSError as exc:
+        raise ValueError(f"cannot read token file {path}: {exc.strerror or exc}") from None
     if not token:
         raise ValueError(f"token file {path} is empty")
     if any(c < 0x21 or c > 0x7e for c in token):
@@ -111,20 +157,35 @@ def main(argv: list[str] | None = None, prog: str = "logfs serve") -> int:
 
 
 def run(args: argparse.Namespace, prog: str = "logfs serve") -> int:
-    """Run the exporter from options parsed with :func:`add_arguments`."""
-    _configure_logging(args.access_log, args.debug)
+    """Run the exporter from options parsed with :func:`add_arguments`.
+
+    The exporter's one error boundary: bad input is one line on stderr and exit 2,
+    a failure to start (address in use, DATA unreadable) one line and exit 1; never
+    a traceback (LOGFS_DEBUG=1 shows one for a bug)."""
     try:
+        data = check_data_dir(args.data, must_exist=True)
         token = _read_token(args.token_file) if args.token_file else None
-    except (OSError, ValueError) as exc:
+        if args.access_log:
+            with open(args.access_log, "a"):
+                pass
+    except (DataDirError, ValueError) as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"{prog}: cannot write the access log {args.access_log}: "
+              f"{exc.strerror or exc}", file=sys.stderr)
         return 2
     if args.max_connections < 1:
         print(f"{prog}: --max-connections must be at least 1", file=sys.stderr)
         return 2
+    args.data = data
+    _configure_logging(args.access_log, args.debug)
     limits = Limits(max_connections=args.max_connections, request_timeout_s=args.request_timeout,
                     send_timeout_s=args.send_timeout)
     try:
         trio.run(_run, args, token, limits)
+    except KeyboardInterrupt:
+        return 130
     except Exception as exc:  # nurseries wrap what serve_exporter raises in groups
         cause = _leaf(exc)
         if isinstance(cause, OSError):
@@ -134,5 +195,9 @@ def run(args: argparse.Namespace, prog: str = "logfs serve") -> int:
         if isinstance(cause, StorageError):  # NotFound for a missing DATA, and the like
             print(f"{prog}: {cause}", file=sys.stderr)
             return 1
-        raise
+        if os.environ.get("LOGFS_DEBUG"):
+            raise
+        print(f"{prog}: unexpected error: {type(cause).__name__}: {cause} (run with "
+              "LOGFS_DEBUG=1 for the traceback, and please report it)", file=sys.stderr)
+        return 1
     return 0

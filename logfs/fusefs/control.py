@@ -28,9 +28,11 @@ import logging
 import os
 import socket
 from dataclasses import asdict, is_dataclass
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Mapping
 
 import trio
+
+from logfs.core.config import UNSET, effective_config, parse_config
 
 log = logging.getLogger(__name__)
 
@@ -125,10 +127,60 @@ async def serve_control(data_dir: str, handle: Handler, *,
             os.unlink(real_path)
 
 
+# ------------------------------------------------- what describe and config answer
+#
+# Used by the daemon (its control handler) and by the CLI on a data directory that
+# is not mounted (a read-only store), so both give the same figures. Every config
+# value is an integer, or None for "none" (flush.ms unset): overrides, defaults and
+# effective values alike (docs/config.md).
+
+def typed_config(values: Mapping[str, object]) -> dict[str, int | None]:
+    """Config values (strings from -o or the core's override listings) as integers."""
+    return {k: v for k, v in sorted(parse_config(dict(values)).items()) if v is not UNSET}
+
+
+def describe_topic(store, topic: str) -> dict[str, Any]:
+    return {"kind": "topic", "topic": topic, "logs": store.logs(topic),
+            "config_overrides": typed_config(store.topic_config(topic))}
+
+
+def describe_log(store, topic: str, name: str) -> dict[str, Any]:
+    d = {"kind": "log", **store.log(topic, name).describe()}
+    d["config_overrides"] = typed_config(d.get("config_overrides") or {})
+    return d
+
+
+def _sources(keys, *layers: tuple[str, Mapping[str, object]]) -> dict[str, str]:
+    return {k: next((name for name, layer in layers if k in layer), "default") for k in keys}
+
+
+def config_view(store, parts: tuple[str, ...], defaults: Mapping[str, object]) -> dict[str, Any]:
+    """The config of the mount (its -o defaults), a topic or a log: overrides, the
+    effective values and where each comes from (log, topic, mount or default)."""
+    mount = typed_config(defaults)
+    if not parts:
+        return {"kind": "mount", "defaults": mount}
+    topic = typed_config(store.topic_config(parts[0]))
+    if len(parts) == 1:
+        effective = effective_config(topic, mount).as_kafka_dict()
+        return {"kind": "topic", "topic": parts[0], "overrides": topic, "effective": effective,
+                "sources": _sources(effective, ("topic", topic), ("mount", mount))}
+    lg = store.log(*parts)
+    own = typed_config(lg.config_overrides)
+    effective = lg.config.as_kafka_dict()
+    return {"kind": "log", "topic": parts[0], "log": parts[1], "overrides": own,
+            "effective": effective,
+            "sources": _sources(effective, ("log", own), ("topic", topic), ("mount", mount))}
+
+
 # ------------------------------------------------------------------ the client
 
 class ControlError(Exception):
     """The daemon refused a request, or could not be reached; the message says which."""
+
+
+class DaemonUnreachable(ControlError):
+    """No daemon answers on DATA's control socket (none runs, or it was killed)."""
 
 
 def request(data_dir: str, message: dict[str, Any], timeout: float = 30.0) -> Any:
@@ -147,7 +199,7 @@ def request(data_dir: str, message: dict[str, Any], timeout: float = 30.0) -> An
                     break
                 chunks.append(chunk)
     except OSError as exc:
-        raise ControlError(f"cannot reach the logfs daemon for {data_dir} "
+        raise DaemonUnreachable(f"cannot reach the logfs daemon for {data_dir} "
                            f"({os.path.join(directory, SOCKET_NAME)}): {exc.strerror or exc}"
                            ) from None
     try:

@@ -17,7 +17,6 @@ clean-shutdown marker.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import os
 import signal
@@ -28,7 +27,9 @@ import pyfuse3
 import trio
 
 from logfs.core import open_log_store, parse_config
+from logfs.core.config import CONFIG_KEYS
 from logfs.core.errors import StoreLocked
+from logfs.datadir import DataDirError, check_data_dir
 from logfs.fusefs import control, fastloop, mounts
 from logfs.fusefs.operations import LogfsOperations
 
@@ -51,6 +52,10 @@ ADAPTER_OPTIONS = {
                  "sleeping (default 50; 0 = never spin)",
     "debug": "log every request at DEBUG level",
 }
+
+
+_VALUE_OPTIONS = {k.split("=")[0] for k in ADAPTER_OPTIONS if "=" in k}
+_FLAG_OPTIONS = {k for k in ADAPTER_OPTIONS if "=" not in k} | {"auto_unmount"}
 
 
 class MountError(Exception):
@@ -94,7 +99,7 @@ def parse_mount_options(specs: list[str]) -> MountOptions:
                     opts.auto_inval_data = True
                 elif key == "mtime_granularity" and eq:
                     opts.mtime_granularity_s = float(value)
-                    if opts.mtime_granularity_s < 0:
+                    if not 0 <= opts.mtime_granularity_s <= 86400:  # also refuses nan
                         raise ValueError
                 elif key == "read_ahead_kb" and eq:
                     opts.read_ahead_kb = int(value)
@@ -104,8 +109,15 @@ def parse_mount_options(specs: list[str]) -> MountOptions:
                     opts.spin_us = int(value)
                     if not 0 <= opts.spin_us <= 10_000:
                         raise ValueError
-                elif "." in key and eq:
+                elif key in CONFIG_KEYS or "." in key:
+                    if not eq or not value.strip():
+                        raise MountError(f"mount option {key!r} needs a value: -o {key}=N "
+                                         "(see `logfs mount --help` for the config keys)")
                     opts.defaults[key] = value
+                elif key in _VALUE_OPTIONS and not eq:
+                    raise MountError(f"mount option {key!r} needs a value: -o {key}=N")
+                elif key in _FLAG_OPTIONS and eq:
+                    raise MountError(f"mount option {key!r} takes no value (got {item!r})")
                 else:
                     raise MountError(
                         f"unknown mount option {item!r}: use a log config key "
@@ -158,17 +170,6 @@ async def _set_read_ahead_after_init(mountpoint: str, kb: int) -> None:
     _set_read_ahead(mountpoint, kb)
 
 
-def _config_view(store, parts: tuple[str, ...], defaults: dict[str, str]) -> dict[str, Any]:
-    if not parts:
-        return {"kind": "mount", "defaults": dict(defaults)}
-    if len(parts) == 1:
-        return {"kind": "topic", "topic": parts[0], "overrides": store.topic_config(parts[0])}
-    lg = store.log(*parts)
-    effective = {k.replace("_", "."): v for k, v in dataclasses.asdict(lg.config).items()}
-    return {"kind": "log", "topic": parts[0], "log": parts[1],
-            "overrides": dict(lg.config_overrides), "effective": effective}
-
-
 def describe(store, ops: LogfsOperations, parts: tuple[str, ...]) -> dict[str, Any]:
     """JSON-ready figures for the mount root, a topic or a log (`logfs describe`)."""
     if not parts:
@@ -182,10 +183,8 @@ def describe(store, ops: LogfsOperations, parts: tuple[str, ...]) -> dict[str, A
             "auto_inval_data": ops.auto_inval_data,
         }
     if len(parts) == 1:
-        return {"kind": "topic", "topic": parts[0], "logs": store.logs(parts[0]),
-                "config_overrides": store.topic_config(parts[0])}
-    d = dict(store.log(*parts).describe())
-    d.setdefault("kind", "log")
+        return control.describe_topic(store, parts[0])
+    d = control.describe_log(store, *parts)
     d["fuse"] = ops.log_counters(*parts)
     return d
 
@@ -203,7 +202,7 @@ def make_control_handler(store, ops: LogfsOperations, opts: MountOptions,
             d = describe(store, ops, parts)
             if not parts:
                 d["mountpoint"] = mountpoint
-                d["defaults"] = dict(opts.defaults)
+                d["defaults"] = control.typed_config(opts.defaults)
             return d
         if op == "config":
             new = req.get("set") or {}
@@ -214,8 +213,9 @@ def make_control_handler(store, ops: LogfsOperations, opts: MountOptions,
                     store.set_topic_config(parts[0], new)
                 else:
                     store.set_log_config(parts[0], parts[1], new)
-                log.info("config of %s set: %s", "/".join(parts), new)
-            return _config_view(store, parts, opts.defaults)
+                log.info("config of %s set: %s", "/".join(parts),
+                         ", ".join(f"{k}={v}" for k, v in new.items()))
+            return control.config_view(store, parts, opts.defaults)
         raise ValueError(f"unknown control request {op!r}")
 
     return handle
@@ -274,7 +274,7 @@ def run_mount(data_dir: str, mountpoint: str, opts: MountOptions,
     could not be set up (then MountError is raised as well).
     """
     data_dir = os.path.realpath(data_dir)
-    mountpoint = os.path.abspath(mountpoint)
+    mountpoint = os.path.realpath(mountpoint)  # as the kernel will record it
     try:
         return _run_mount(data_dir, mountpoint, opts, ready)
     except MountError as exc:
@@ -282,9 +282,69 @@ def run_mount(data_dir: str, mountpoint: str, opts: MountOptions,
         raise
 
 
+def check_mount_setup(data_dir: str, mountpoint: str) -> str:
+    """Refuse a mount that cannot work, before anything is created or mounted:
+    MOUNTPOINT missing, not a directory or already a logfs mount; DATA not usable as
+    a data directory (logfs/datadir.py); DATA and MOUNTPOINT laid out so that the
+    daemon would use its own mount (mounts.check_mount_layout). Returns DATA's real
+    path (DATA itself may not exist yet). Raises MountError; blocks briefly (stat).
+
+    A dead mountpoint (its daemon was killed) is not checked here: ``run_mount``
+    clears it first and then checks again.
+    """
+    if not mounts.is_dead_mountpoint(mountpoint):
+        if not os.path.lexists(mountpoint):
+            raise MountError(f"mountpoint {mountpoint} does not exist: create it first "
+                             f"(mkdir -p {mountpoint})")
+        if not os.path.isdir(mountpoint):
+            raise MountError(f"mountpoint {mountpoint} is not a directory")
+        if mounts.logfs_mount_at(mountpoint) is not None:
+            raise MountError(f"{mountpoint} is already a logfs mount; `logfs umount "
+                             f"{mountpoint}` first")
+    try:
+        real = check_data_dir(data_dir, must_exist=False)
+        if not mounts.is_dead_mountpoint(mountpoint):
+            mounts.check_mount_layout(data_dir, mountpoint)
+    except (DataDirError, mounts.LayoutError) as exc:
+        raise MountError(f"refusing to mount: {exc}") from None
+    return real
+
+
+def _actions(report: list) -> str:
+    return f"{len(report)} recovery action{'s' if len(report) != 1 else ''}"
+
+
+def _log_opening(store, data_dir: str) -> None:
+    """One line on how DATA was found: a first mount (of an empty or an existing
+    directory), a clean restart, or a restart after a crash; a warning only when
+    recovery had something to repair, then one line per action."""
+    report = list(store.recovery_report or [])
+    topics = store.topics()
+    n_logs = sum(len(store.logs(t)) for t in topics)
+    found = f"{n_logs} log{'s' if n_logs != 1 else ''} in {len(topics)} " \
+            f"topic{'s' if len(topics) != 1 else ''}"
+    if store.first_open:
+        if not topics:
+            log.info("first mount of %s (an empty data directory)", data_dir)
+        elif report:
+            log.warning("first mount of existing data directory %s: %s checked, %s",
+                        data_dir, found, _actions(report))
+        else:
+            log.info("first mount of existing data directory %s: %s checked, nothing to "
+                     "recover", data_dir, found)
+    elif store.was_clean:
+        log.info("opened %s after a clean shutdown: %s", data_dir, found)
+    elif report:
+        log.warning("%s was not shut down cleanly: %s checked, %s", data_dir, found,
+                    _actions(report))
+    else:
+        log.info("%s was not shut down cleanly: %s checked, nothing to recover",
+                 data_dir, found)
+    for action in report:
+        log.warning("recovery: %s", action)
+
+
 def _run_mount(data_dir, mountpoint, opts, ready) -> int:
-    if not os.path.isdir(data_dir):
-        raise MountError(f"data directory {data_dir} does not exist")
     if mounts.is_dead_mountpoint(mountpoint):
         log.warning("%s is a dead mount (its daemon was killed): unmounting it", mountpoint)
         r = mounts.fusermount_unmount(mountpoint, lazy=True)
@@ -292,11 +352,9 @@ def _run_mount(data_dir, mountpoint, opts, ready) -> int:
             raise MountError(f"{mountpoint} is left over from a killed daemon and could not "
                              f"be cleaned up ({r.stderr.strip()}); run: fusermount3 -u -z "
                              f"{mountpoint}")
-    if not os.path.isdir(mountpoint):
-        raise MountError(f"mountpoint {mountpoint} is not a directory")
-    if mounts.logfs_mount_at(mountpoint) is not None:
-        raise MountError(f"{mountpoint} is already a logfs mount; `logfs umount {mountpoint}` "
-                         "first")
+    check_mount_setup(data_dir, mountpoint)
+    if not os.path.isdir(data_dir):
+        raise MountError(f"data directory {data_dir} does not exist")
     try:
         store = open_log_store(data_dir, defaults=opts.defaults)
     except StoreLocked:
@@ -305,12 +363,7 @@ def _run_mount(data_dir, mountpoint, opts, ready) -> int:
     pid_path = os.path.join(control.control_dir(data_dir), PID_FILE)
     mounted = False
     try:
-        report = list(store.recovery_report or [])
-        if not store.was_clean and (report or store.topics()):
-            log.warning("%s was not shut down cleanly: recovered, %d recovery actions",
-                        data_dir, len(report))
-        for action in report:
-            log.warning("recovery: %s", action)
+        _log_opening(store, data_dir)
         ops = LogfsOperations(store, data_dir, mtime_granularity_s=opts.mtime_granularity_s,
                               keep_auto_inval_data=opts.auto_inval_data)
         options = _fuse_options(data_dir, opts)

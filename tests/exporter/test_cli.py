@@ -19,7 +19,7 @@ def _run(*args: str) -> subprocess.CompletedProcess:
 
 def test_refusals_name_the_problem(tmp_path, data_dir):
     r = _run(str(tmp_path / "missing"), "--port", "0")
-    assert r.returncode == 1 and "does not exist" in r.stderr
+    assert r.returncode == 2 and "does not exist" in r.stderr
     (tmp_path / "empty").write_text("\n")
     r = _run(str(data_dir), "--port", "0", "--token-file", str(tmp_path / "empty"))
     assert r.returncode == 2 and "empty" in r.stderr

@@ -36,7 +36,7 @@ def test_config_and_describe(mount_factory):
     # topic config, inherited by its logs
     m.logfs("config", m.p("orders"), "retention.ms=604800000")
     topic = json.loads(m.logfs("config", "--json", m.p("orders")).stdout)
-    assert topic["overrides"] == {"retention.ms": "604800000"}
+    assert topic["overrides"] == {"retention.ms": 604800000}  # typed as the effective values
     eff = json.loads(m.logfs("config", "--json", m.p("orders", "eu")).stdout)["effective"]
     assert eff["retention.ms"] == 604800000
     # log override wins; an empty value removes it
