@@ -7,6 +7,7 @@ Each returns a plain dict of figures; nothing here knows which filesystem it is 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -52,6 +53,32 @@ def available_mib() -> int:
             if line.startswith("MemAvailable:"):
                 return int(line.split()[1]) // 1024
     return 0
+
+
+PAGE_REPORTING_ORDER = "/sys/module/page_reporting/parameters/page_reporting_order"
+NO_REPORTING_ORDER = "11"  # above the buddy allocator's largest order: nothing is reported
+
+
+@contextlib.contextmanager
+def free_pages_kept():
+    """While the block runs, the guest does not report free memory to the host
+    (virtio-balloon free page reporting hands pages the guest frees back to the host,
+    which then costs the next user a first touch again). Restored on the way out.
+    Yields what was done, for the report; does nothing where the knob is missing or
+    not writable."""
+    try:
+        with open(PAGE_REPORTING_ORDER) as f:
+            old = f.read().strip()
+        with open(PAGE_REPORTING_ORDER, "w") as f:
+            f.write(NO_REPORTING_ORDER)
+    except OSError as exc:
+        yield f"free page reporting left as it is ({exc.strerror or exc})"
+        return
+    try:
+        yield f"free page reporting paused during the run (page_reporting_order {old} -> {NO_REPORTING_ORDER})"
+    finally:
+        with open(PAGE_REPORTING_ORDER, "w") as f:
+            f.write(old)
 
 
 def touch_memory(mib: int, chunk_mib: int = 1024) -> dict:

@@ -141,15 +141,17 @@ def _attempt(results: dict, workload: str, system: str, fn, *args, **kw) -> dict
 
 def run(sizes: dict, workdir: Path, out: Path, profile: bool, warm_memory: bool = True) -> dict:
     results: dict = {"unavailable": {}}
-    if warm_memory:
-        # W1 writes each system's file into fresh page cache: touch that much memory
-        # once first, so that W1 measures the filesystems and not the VM's first touch
-        need = sizes["append_mib"] * sizes["reps"] * 5 + 1024
-        mib = max(0, min(need, fsw.available_mib() - 1536))
-        log(f"bench: touching {mib:,} MiB of memory once before W1 (--no-warm-memory skips it)")
-        results["memory_warmup"] = fsw.touch_memory(mib)
-        log(f"  first touch: {results['memory_warmup']['ms_per_MiB']} ms/MiB")
     with contextlib.ExitStack() as stack:
+        if warm_memory:
+            # W1 writes each system's file into fresh page cache: touch that much memory
+            # once first (and keep the guest from handing it back to the host while the
+            # run lasts), so that W1 measures the filesystems, not the VM's first touch
+            kept = stack.enter_context(fsw.free_pages_kept())
+            need = sizes["append_mib"] * sizes["reps"] * 5 + 1024
+            mib = max(0, min(need, fsw.available_mib() - 1536))
+            log(f"bench: touching {mib:,} MiB of memory once before W1 (--no-warm-memory skips it); {kept}")
+            results["memory_warmup"] = dict(fsw.touch_memory(mib), reporting=kept)
+            log(f"  first touch: {results['memory_warmup']['ms_per_MiB']} ms/MiB")
         targets: list[FsTarget] = []
         for cls in (PlainDir, Bindfs, LogfsMount):
             t = cls(workdir)

@@ -216,8 +216,9 @@ def markdown(results: dict, png_name: str | None) -> str:
     warm = results.get("memory_warmup")
     if warm:
         out += ["", f"Before W1 the harness touched {warm['MiB']:,} MiB of memory once "
-                f"({warm['ms_per_MiB']} ms per MiB{': a fresh VM' if warm['ms_per_MiB'] > 0.5 else ''}), "
-                "so that W1 measures the filesystems, not the VM's first touch of page-cache memory."]
+                f"({warm['ms_per_MiB']} ms per MiB{': a fresh VM' if warm['ms_per_MiB'] > 0.5 else ''}; "
+                f"{warm.get('reporting', '')}), so that W1 measures the filesystems, not the VM's first "
+                "touch of page-cache memory."]
     out += ["", "### Targets (issues 6 and 9)", "", "| target | measured | limit | holds |",
             "| --- | --- | --- | --- |"]
     for t in results.get("targets", []):
