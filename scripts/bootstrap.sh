@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Install everything logfs needs on a fresh Debian/Ubuntu machine, idempotently:
-# system packages (FUSE 3, headers for building pyfuse3, tools the tests drive:
-# strace, curl, rsync, man-db) and a virtualenv in .venv with logfs installed in
-# editable mode, with the test and docs (man page, completions) extras.
+# system packages (FUSE 3, a C compiler and headers for building pyfuse3, tools the
+# tests drive: strace, curl, rsync, man-db, strip), pyfuse3 built with logfs's patches
+# (scripts/build-pyfuse3.sh, patches/README.md; built once, kept in build/wheels/), and
+# a virtualenv in .venv with that pyfuse3 and logfs installed in editable mode, with the
+# test and docs (man page, completions) extras.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
-for pkg in fuse3 libfuse3-dev pkg-config strace curl rsync man-db; do
+for pkg in fuse3 libfuse3-dev pkg-config gcc binutils strace curl rsync man-db; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then
@@ -22,10 +24,14 @@ if [ ! -x .venv/bin/python ]; then
   echo "bootstrap: creating .venv" >&2
   "$PY" -m venv .venv
 fi
+wheel=$(PYTHON=.venv/bin/python ./scripts/build-pyfuse3.sh)
 stamp=.venv/.logfs-installed
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-  echo "bootstrap: installing logfs and its Python dependencies into .venv" >&2
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ "$(cat "$stamp")" != "$wheel" ]; then
+  echo "bootstrap: installing logfs, pyfuse3 ($(basename "$wheel")) and their Python" \
+       "dependencies into .venv" >&2
   .venv/bin/pip install -q --upgrade pip >&2
-  .venv/bin/pip install -q -e '.[test,docs]' >&2
-  touch "$stamp"
+  # the patched wheel replaces whatever pyfuse3 was there (a stock one, an older build:
+  # its version, 3.5.0+logfs.<key>, differs from theirs)
+  .venv/bin/pip install -q -e '.[test,docs]' "$wheel" >&2
+  echo "$wheel" > "$stamp"
 fi

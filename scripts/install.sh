@@ -71,9 +71,15 @@ install_all() {
   say "virtualenv $VENV"
   "$PYTHON" -m venv "$VENV"
   : > "$(manifest)"
-  "$VENV/bin/pip" install -q --disable-pip-version-check "$REPO" 2>&1 \
+  # pyfuse3 with logfs's patches (patches/README.md), the wheel bootstrap built
+  local wheel
+  wheel=$(PYTHON="$PYTHON" "$REPO/scripts/build-pyfuse3.sh")
+  say "pyfuse3 $(basename "$wheel")"
+  "$VENV/bin/pip" install -q --disable-pip-version-check "$REPO" "$wheel" 2>&1 \
     | grep -v "is ignored: it is neither a file nor a directory" >&2 || true
   "$VENV/bin/logfs" --version >/dev/null   # fails the install if pip did not install it
+  "$VENV/bin/python" -c 'import pyfuse3; assert hasattr(pyfuse3.Operations, "enable_auto_inval_data")' \
+    || { say "pyfuse3 in $VENV is not the patched build"; exit 1; }
 
   local build
   build=$(mktemp -d)

@@ -5,9 +5,10 @@ Theory of operation
 With libfuse's ``auto_inval_data`` on, the kernel drops every cached page of a FUSE
 file when a getattr/lookup reply carries an mtime different from the one it holds;
 after each write it marks the attributes stale and asks again, so exact mtimes would
-empty a log's cache on every append. The mount turns the flag off (conninfo.py) and
-then reports exact mtimes: a log's mtime is the time of its last append. Where that
-fails (or ``-o auto_inval_data``), the mtime is the last append time rounded *down* to
+empty a log's cache on every append. The mount turns the flag off (logfs's build of
+pyfuse3 has the switch, operations.py) and then reports exact mtimes: a log's mtime is
+the time of its last append. With a stock pyfuse3 (or ``-o auto_inval_data``), the
+mtime is the last append time rounded *down* to
 ``granularity_ns`` (60 s, ``-o mtime_granularity=S``): it changes at most once per
 granularity while the log is written. The appended bytes themselves reach readers
 through ``st_size``, which is always exact (``end_offset``). docs/fuse.md has the

@@ -30,7 +30,7 @@ from logfs.core import open_log_store, parse_config
 from logfs.core.config import CONFIG_KEYS
 from logfs.core.errors import StoreLocked
 from logfs.datadir import DataDirError, check_data_dir
-from logfs.fusefs import control, fastloop, mounts
+from logfs.fusefs import control, fastloop, mounts, pyfuse3_features
 from logfs.fusefs.operations import LogfsOperations
 
 log = logging.getLogger(__name__)
@@ -181,6 +181,11 @@ def describe(store, ops: LogfsOperations, parts: tuple[str, ...]) -> dict[str, A
             "fuse": dict(ops.totals),
             "mtime_granularity_s": ops.mtime_granularity_ns / 1e9,
             "auto_inval_data": ops.auto_inval_data,
+            "pyfuse3": {
+                "version": pyfuse3_features.pyfuse3_version(),
+                "auto_inval_data_switch": pyfuse3_features.has_auto_inval_data_switch(),
+                "busy_poll": pyfuse3_features.has_busy_poll(),
+            },
         }
     if len(parts) == 1:
         return control.describe_topic(store, parts[0])
@@ -260,8 +265,7 @@ async def _serve(store, ops: LogfsOperations, opts: MountOptions, mountpoint: st
         if opts.read_ahead_kb:
             nursery.start_soon(_set_read_ahead_after_init, mountpoint, opts.read_ahead_kb)
         ready(None)
-        fastloop.install(opts.spin_us)  # cheaper waits between requests (fastloop's docstring)
-        await pyfuse3.main()
+        await fastloop.run_request_loop(opts.spin_us)  # cheaper waits (fastloop's docstring)
         log.info("FUSE session ended")
         nursery.cancel_scope.cancel()
 

@@ -15,11 +15,12 @@ because every byte reaches the log through this mount. A write anywhere else is
 refused with EPERM, as is O_TRUNC / truncate of a non-empty log.
 
 Reads use the page cache: ``open`` replies with ``keep_cache``, so pages survive
-open/close, and ``init`` turns off libfuse's auto_inval_data (conninfo.py), so the
-exact mtime getattr reports after an append does not make the kernel drop the
-file's cached pages (where that fails, mtimes are rounded down to 60 s instead;
-see docs/fuse.md). Cached pages are dropped on purpose only when retention moves a
-log's start.
+open/close, and the INIT handshake turns off libfuse's auto_inval_data
+(``enable_auto_inval_data = False``, honoured by logfs's build of pyfuse3,
+pyfuse3_features.py), so the exact mtime getattr reports after an append does not make
+the kernel drop the file's cached pages (with a stock pyfuse3, mtimes are rounded down
+to 60 s instead; see docs/fuse.md). Cached pages are dropped on purpose only when
+retention moves a log's start.
 
 All handlers run in the single trio thread, and only that thread calls the core
 (which is not thread-safe). Appends and reads are page-cache operations and run
@@ -41,7 +42,7 @@ import trio
 
 from logfs.core import LogStore
 from logfs.fusefs.attrs import DirAttrs, log_attributes
-from logfs.fusefs.conninfo import disable_auto_inval_data
+from logfs.fusefs import pyfuse3_features
 from logfs.fusefs.errors import Refused, fuse_handler
 from logfs.fusefs.inodes import ROOT_INODE, InodeTable, Kind, Node
 
@@ -134,6 +135,9 @@ class LogfsOperations(pyfuse3.Operations):
 
     enable_writeback_cache = False
     enable_acl = False
+    # libfuse's auto_inval_data off in the INIT handshake (docs/fuse.md): read by a pyfuse3
+    # with patches/0001 (pyfuse3_features.py), ignored by a stock one. None: libfuse's default.
+    enable_auto_inval_data: bool | None = False
 
     def __init__(
         self,
@@ -147,12 +151,16 @@ class LogfsOperations(pyfuse3.Operations):
         super().__init__()
         self.store = store
         self.data_dir = data_dir
-        # None: exact mtimes once init() has turned auto_inval_data off, else coarse
-        self.requested_granularity_s = mtime_granularity_s
-        self.mtime_granularity_ns = int((FALLBACK_MTIME_GRANULARITY_S if mtime_granularity_s is None
-                                         else mtime_granularity_s) * 1e9)
-        self.keep_auto_inval_data = keep_auto_inval_data
-        self.auto_inval_data = True
+        # auto_inval_data stays on with -o auto_inval_data, or where pyfuse3 has no switch
+        switch = pyfuse3_features.has_auto_inval_data_switch()
+        if keep_auto_inval_data or not switch:
+            self.enable_auto_inval_data = None  # libfuse's default: what a stock pyfuse3 does
+        self.auto_inval_data = self.enable_auto_inval_data is not False
+        self._no_switch = not switch and not keep_auto_inval_data  # on only for want of one
+        # None: exact mtimes when auto_inval_data is off, else coarse (attrs.py)
+        if mtime_granularity_s is None:
+            mtime_granularity_s = FALLBACK_MTIME_GRANULARITY_S if self.auto_inval_data else 0
+        self.mtime_granularity_ns = int(mtime_granularity_s * 1e9)
         self.spawn = spawn
         self.inodes = InodeTable()
         self.totals: dict[str, int] = {
@@ -165,17 +173,13 @@ class LogfsOperations(pyfuse3.Operations):
         self.dir_attrs = DirAttrs(self._dir_path)
 
     def init(self) -> None:
-        """Runs inside the FUSE INIT handshake (pyfuse3's fuse_init), before libfuse
-        answers the kernel: the moment to turn auto_inval_data off (conninfo.py)."""
-        if not self.keep_auto_inval_data:
-            try:
-                disable_auto_inval_data()
-                self.auto_inval_data = False
-            except Exception as exc:  # noqa: BLE001 - never fail the mount over this
-                log.warning("could not turn off auto_inval_data (%s): appends will drop a log's "
-                            "cached pages whenever its reported mtime changes", exc)
-        if self.requested_granularity_s is None and not self.auto_inval_data:
-            self.mtime_granularity_ns = 0  # exact mtimes no longer cost the page cache
+        """Runs inside the FUSE INIT handshake (pyfuse3's fuse_init), after pyfuse3 has
+        applied ``enable_auto_inval_data`` to the connection: says in the log what the
+        kernel's page cache will do. Does not block, never raises."""
+        if self._no_switch:
+            log.warning("cannot turn off libfuse's auto_inval_data (%s): appends will drop a "
+                        "log's cached pages whenever its reported mtime changes",
+                        pyfuse3_features.why_missing())
         log.info("kernel page cache: auto_inval_data %s, log mtimes %s",
                  "on" if self.auto_inval_data else "off",
                  f"rounded down to {self.mtime_granularity_ns / 1e9:g} s" if self.mtime_granularity_ns

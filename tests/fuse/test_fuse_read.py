@@ -152,7 +152,7 @@ def _append_then_cat(m, log) -> tuple[int, bool]:
                                      "auto_inval_data,mtime_granularity=3600"])
 def test_appends_keep_the_cache(mount_factory, options):
     """The page cache across appends (docs/fuse.md). By default the mount turns off
-    libfuse's auto_inval_data (conninfo.py): mtimes are exact and an append costs at
+    libfuse's auto_inval_data (patches/0001): mtimes are exact and an append costs at
     most a re-read of its own pages. With auto_inval_data kept, an exact mtime makes the
     kernel drop the whole file's cache on every append (why it is turned off), and a
     coarse mtime (the fallback policy) keeps it."""

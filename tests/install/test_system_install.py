@@ -85,6 +85,12 @@ def test_install_mount_through_mount8_and_fstab_then_uninstall(system, tmp_path)
     # what install put where
     assert os.path.realpath(logfs) == os.path.join(where["VENV"], "bin", "logfs")
     assert run([logfs, "--version"]).stdout.startswith("logfs ")
+    # the same patched pyfuse3 the suite runs (patches/README.md), not PyPI's
+    import pyfuse3
+    installed = run([os.path.join(where["VENV"], "bin", "python"), "-c",
+                     "import pyfuse3; print(pyfuse3.__version__, "
+                     "hasattr(pyfuse3.Operations, 'enable_auto_inval_data'))"]).stdout.split()
+    assert installed == [pyfuse3.__version__, "True"], installed
     assert f"LOGFS=${{LOGFS:-{logfs}}}" in open(HELPER).read()
     assert os.access(HELPER, os.X_OK)
     unit = os.path.join(where["SYSTEMDDIR"], "logfs@.service")
