@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install everything logfs needs on a fresh Debian/Ubuntu machine, idempotently:
 # system packages (FUSE 3, a C compiler and headers for building pyfuse3, tools the
-# tests drive: strace, curl, rsync, man-db, strip), pyfuse3 built with logfs's patches
+# tests drive: strace, curl, rsync, man-db, strip, bindfs, nginx), pyfuse3 built with logfs's patches
 # (scripts/build-pyfuse3.sh, patches/README.md; built once, kept in build/wheels/), and
 # a virtualenv in .venv with that pyfuse3 and logfs installed in editable mode, with the
 # test and docs (man page, completions) extras.
@@ -9,14 +9,24 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
-for pkg in fuse3 libfuse3-dev pkg-config gcc binutils strace curl rsync man-db; do
+# bindfs and nginx-light: the references the benchmarks and their smoke tests compare
+# logfs with (tests/bench); nginx's own service is never started (policy-rc.d below)
+for pkg in fuse3 libfuse3-dev pkg-config gcc binutils strace curl rsync man-db bindfs nginx-light; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   echo "bootstrap: installing system packages: ${need_apt[*]}" >&2
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >&2
+  policy=/usr/sbin/policy-rc.d
+  added_policy=""
+  if [ ! -e "$policy" ]; then  # packages must not start services (nginx) on this machine
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$policy" >/dev/null && $SUDO chmod +x "$policy"
+    added_policy=1
+  fi
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >&2 || rc=$?
+  [ -n "$added_policy" ] && $SUDO rm -f "$policy"
+  [ "${rc:-0}" -eq 0 ] || exit "$rc"
 fi
 
 PY=${PYTHON:-python3}
