@@ -10,8 +10,9 @@ from .errors import (AlreadyExists, ConfigError, CorruptIndex, DataGap, InvalidN
                      NotAppendable, NotEmpty, NotFound, OffsetOutOfRange, ReadOnlyStore,
                      StorageError, StorageIOError, StoreLocked)
 from .fileio import fsync_path, pread_all
-from .log import FileAttrs, FileRange, Log
+from .log import FileAttrs, Log
 from .naming import check_name
+from .reads import FileRange
 from .recovery import RecoveryAction
 from .store import LogStore, open_log_store
 
