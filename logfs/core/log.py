@@ -34,7 +34,7 @@ from .fileio import fsync_path
 from .follow import RecordCounter, catch_up
 from .logmeta import FileAttrs, LogMeta
 from .naming import CHECKPOINT_FILE, segment_leftover_names
-from .reads import MAX_RANGES_PER_READ, FileRange, file_ranges
+from .reads import FileRange, file_ranges, ranges_per_read
 from .segment import Segment
 from .segments import LogSegments
 
@@ -77,7 +77,7 @@ class Log:
         self._tentative = False  # the last append may be the first part of a split write
         self._pinned = 0  # reader: inside pinned(), calls do not refresh
         self._os_errors = translate_os_errors("log %s/%s", topic, name)  # reads of index and data
-        self._max_ranges = MAX_RANGES_PER_READ
+        self._max_ranges = ranges_per_read(self.cache.capacity)
         try:
             self._dir_ino = os.stat(directory).st_ino
         except FileNotFoundError:
@@ -390,7 +390,8 @@ class Log:
     def read_range(self, a: int, b: int) -> list[FileRange]:
         """File slices holding the log's bytes ``[a, min(b, end))``; may cover less
         than asked when the range spans many segments (call again from where it
-        stops). Raises OffsetOutOfRange
+        stops): at most 32, and never more than the store's resource cache holds, so
+        every descriptor stays valid until the next call. Raises OffsetOutOfRange
         below the start, DataGap in a missing segment, StorageIOError. Blocks only on
         opening a file. (The per-request paths here and in append keep a plain
         ``try`` rather than translate_os_errors: free when nothing is raised.)"""

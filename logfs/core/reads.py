@@ -17,6 +17,13 @@ from .segments import LogSegments
 MAX_RANGES_PER_READ = 32
 
 
+def ranges_per_read(cache_capacity: int) -> int:
+    """How many ranges (descriptors) one read may hand out: no more than the
+    store's resource cache holds, or opening the last would close the first before
+    the call returns, and the number could be reused by another file."""
+    return min(MAX_RANGES_PER_READ, cache_capacity)
+
+
 @dataclass(frozen=True)
 class FileRange:
     """``length`` bytes at ``position`` of segment file ``path`` are the log's bytes
@@ -33,7 +40,7 @@ class FileRange:
 def file_ranges(segments: LogSegments, a: int, b: int, limit: int, topic: str, log: str) -> list[FileRange]:
     """File slices holding the bytes ``[a, min(b, end))`` of the log *topic*/*log*
     whose segments are *segments*; fewer than asked when the range spans more than
-    *limit* segments.
+    *limit* segments (:func:`ranges_per_read`).
 
     Raises OffsetOutOfRange below the first segment, DataGap in a missing segment,
     FileNotFoundError if the first segment's file is gone (retention, in another
