@@ -23,7 +23,8 @@ Whatever lies after the valid data (a zero or garbage tail, a torn write, a segm
 that overlaps the next) is moved to a quarantine file beside the segments and
 reported, never deleted. Index entries pointing past the data are dropped; missing
 or corrupt indexes are rebuilt from the segment (CRCs then cover the data as found,
-and the time index gets coarse entries). A missing middle segment is reported and leaves a gap that reads report
+and the time index gets coarse entries), and a corrupt index file is kept in
+quarantine. A missing middle segment is reported and leaves a gap that reads report
 as DataGap; the rest of the log stays readable.
 
 The steps
@@ -36,7 +37,7 @@ returns what it did, and reports each action once (one log line, one
 1. :func:`trusted_end`: how far the recovery point vouches for the log;
 2. for each segment, oldest first: :func:`cut_overlap` (bytes past the next
    segment's base), a gap before the trusted end reported, :func:`check_indexes`
-   (trim, or rebuild); then, for a segment that ends after the trusted
+   (trim, or rebuild and quarantine); then, for a segment that ends after the trusted
    end, :func:`verify_segment`: where its valid data ends (:func:`verify_offset_index`,
    :func:`extend_by_marks`, :func:`keep_acknowledged`), or that it must be sealed
    (:func:`complete_sealed_index`);
@@ -57,8 +58,8 @@ from .checkpoint import TailMark
 from .errors import CorruptIndex
 from .fileio import copy_tail, iter_preads, pread_all
 from .index import (FLAG_RECORD_BOUNDARY, OFFSET_MAGIC, TIME_MAGIC, IndexFile,
-                    newest_before, time_entry, time_entry_ok)
-from .naming import quarantine_name
+                    inspect_index_file, newest_before, time_entry, time_entry_ok)
+from .naming import index_quarantine_name, quarantine_name
 from .segment import Segment
 from .segments import open_segments
 
@@ -219,7 +220,7 @@ def check_indexes(files: LogFiles, seg: Segment, prev: Segment | None, prev_end_
                   is_last: bool, report: Report) -> bool:
     """Make the segment's index files usable: entries past the data, out of order or
     (time index) failing their check are dropped; a missing or corrupt index is
-    rebuilt from the data. Returns whether the
+    rebuilt from the data, the corrupt file kept in quarantine. Returns whether the
     indexes were rebuilt (then they verify nothing: only the marks do)."""
     trimmed = _trim_indexes(seg, report.clock_ms)
     if trimmed is not None:
@@ -227,6 +228,7 @@ def check_indexes(files: LogFiles, seg: Segment, prev: Segment | None, prev_end_
             report("index-trimmed", f"dropped {trimmed} index entries of segment {seg.base} pointing past the data",
                    offset=seg.base)
         return False
+    kept = _quarantine_corrupt_indexes(seg, report)
     base_record, boundary = _base_record_for(files.start, seg, prev)
     mtime_ms = int(os.stat(seg.path).st_mtime * 1000)
     # the first entry claims that every earlier byte was appended at or before it:
@@ -236,8 +238,11 @@ def check_indexes(files: LogFiles, seg: Segment, prev: Segment | None, prev_end_
     if prev is not None:
         start_ms = max(start_ms, int(os.stat(prev.path).st_mtime * 1000))
     rebuild_indexes(seg, base_record, boundary, files.index_interval, start_ms, mtime_ms, sealed=not is_last)
-    report("index-rebuilt", f"indexes of segment {seg.base} were missing or corrupt; rebuilt from the data",
-           offset=seg.base)
+    detail = f"indexes of segment {seg.base} were missing or corrupt; rebuilt from the data"
+    if kept:
+        detail += "; kept the corrupt " + ("file" if len(kept) == 1 else "files") + " as " + \
+            ", ".join(os.path.basename(p) for p in kept)
+    report("index-rebuilt", detail, offset=seg.base, quarantine=kept[0] if kept else None)
     return True
 
 
@@ -293,6 +298,20 @@ def _time_entries_to_keep(entries: list[tuple], size: int, clock_ms: int) -> int
         keep += 1
         prev_t, prev_p = t, pos
     return keep
+
+
+def _quarantine_corrupt_indexes(seg: Segment, report: Report) -> list[str]:
+    """Move each index file of *seg* that exists but is not usable (a bad header,
+    another segment's, not a file) to its quarantine name; returns the new paths."""
+    kept = []
+    for path, magic in ((seg.offset_index_path, OFFSET_MAGIC), (seg.time_index_path, TIME_MAGIC)):
+        problem, _torn = inspect_index_file(path, magic, seg.base)
+        if problem is None or problem == "missing":
+            continue
+        dest = os.path.join(os.path.dirname(path), index_quarantine_name(report.clock_ms, os.path.basename(path)))
+        os.rename(path, dest)
+        kept.append(dest)
+    return kept
 
 
 def _base_record_for(start: Mapping[str, object], seg: Segment, prev: Segment | None) -> tuple[int, bool]:

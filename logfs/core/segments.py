@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 
 from .cache import ResourceCache
+from .index import OFFSET_MAGIC, TIME_MAGIC, inspect_index_file
 from .naming import list_segment_bases, offset_index_name, time_index_name
 from .segment import Segment
 
@@ -105,17 +106,13 @@ def open_segments(directory: str, cache: ResourceCache) -> list[Segment]:
 
 
 def index_files_look_whole(directory: str) -> bool:
-    """Every segment in *directory* has both its index files, each of a length that
-    holds a header and whole entries (two stats per segment): when not, the writer
-    recovers the log before using it, even after a clean shutdown. Raises
+    """Every segment in *directory* has both its index files, each with a valid
+    header for the segment and no torn entry (two header reads per segment): when not,
+    the writer recovers the log before using it, even after a clean shutdown. Raises
     FileNotFoundError if the directory is gone, OSError."""
     for base in list_segment_bases(os.listdir(directory)):
-        # a time index of version 2 has 20-byte entries, of version 1 12-byte ones
-        for name, sizes in ((offset_index_name(base), (12,)), (time_index_name(base), (20, 12))):
-            try:
-                size = os.stat(os.path.join(directory, name)).st_size
-            except FileNotFoundError:
-                return False
-            if size < 32 or all((size - 32) % n for n in sizes):
+        for name, magic in ((offset_index_name(base), OFFSET_MAGIC), (time_index_name(base), TIME_MAGIC)):
+            problem, torn = inspect_index_file(os.path.join(directory, name), magic, base)
+            if problem is not None or torn:
                 return False
     return True

@@ -3,8 +3,8 @@
 The writer takes an exclusive ``flock`` on ``DATA/.logfs/lock``. On open it removes
 the clean-shutdown marker; ``close()`` flushes every log and writes it back. Opening
 after a clean shutdown loads logs lazily, when first used; after an unclean one,
-every log is recovered first (recovery.py). A log whose index files are missing or
-torn is recovered when the writer opens it, after a clean shutdown too.
+every log is recovered first (recovery.py). A log whose index files are missing,
+torn or corrupt is recovered when the writer opens it, after a clean shutdown too.
 Readers (``readonly=True``) take no lock and never write.
 
 This is the core's edge for the namespace: every ``OSError`` of a call here comes out
@@ -80,7 +80,7 @@ class LogStore:
 
     def _load_log(self, topic: str, name: str, now_ms: int, verify: bool) -> Log:
         """A loaded Log. The writer first recovers it: always when *verify* (after an
-        unclean shutdown), else if an index file is missing or torn; then
+        unclean shutdown), else if an index file is missing, torn or corrupt; then
         its repairs are reported (store.recovery_report, one log line each), and
         after a *verify* one a new recovery point is written. Raises NotFound,
         OSError."""
