@@ -76,7 +76,6 @@ class Log:
         self._gone = False  # deleted or renamed by the writer: every use is NotFound
         self._tentative = False  # the last append may be the first part of a split write
         self._pinned = 0  # reader: inside pinned(), calls do not refresh
-        self._os_errors = translate_os_errors("log %s/%s", topic, name)  # reads of index and data
         self._max_ranges = ranges_per_read(self.cache.capacity)
         try:
             self._dir_ino = os.stat(directory).st_ino
@@ -159,8 +158,10 @@ class Log:
         seg = self._segments[-1]
         if self.writable:
             return seg.base_record + seg.records
-        with self._os_errors:
+        try:
             return seg.base_record + self._counter.newlines(seg)
+        except OSError as exc:
+            raise self._os_error(exc) from None
 
     @property
     def start_record(self) -> int:
@@ -169,8 +170,10 @@ class Log:
         if not self._segments:
             return 0
         first = self._segments[0]
-        with self._os_errors:
+        try:
             return first.base_record + (0 if first.starts_at_record_boundary else 1)
+        except OSError as exc:
+            raise self._os_error(exc) from None
 
     @property
     def segment_count(self) -> int:
@@ -393,8 +396,7 @@ class Log:
         stops): at most 32, and never more than the store's resource cache holds, so
         every descriptor stays valid until the next call. Raises OffsetOutOfRange
         below the start, DataGap in a missing segment, StorageIOError. Blocks only on
-        opening a file. (The per-request paths here and in append keep a plain
-        ``try`` rather than translate_os_errors: free when nothing is raised.)"""
+        opening a file."""
         self._maybe_refresh()
         try:
             return file_ranges(self._segs, a, b, self._max_ranges, self.topic, self.name)
@@ -442,8 +444,10 @@ class Log:
         if n == records and records < start_record:
             # the incomplete record at the end began before the log start
             return self.start_offset
-        with self._os_errors:
+        try:
             return seeks.record_position(self._segments, n)
+        except OSError as exc:
+            raise self._os_error(exc) from None
 
     def time_position(self, t_ms: int) -> int:
         """Offset of the first record appended at or after *t_ms*: never later than
@@ -454,8 +458,10 @@ class Log:
         last = self.last_append_ms
         if last is not None and t_ms > last:  # nothing appended since: no entry to find
             return self.record_position(self.records)
-        with self._os_errors:
+        try:
             return seeks.time_position(self._segments, t_ms)
+        except OSError as exc:
+            raise self._os_error(exc) from None
 
     def time_end_position(self, t_ms: int) -> int:
         """End of the records appended at or before *t_ms* (``?until=``): the first
@@ -464,9 +470,18 @@ class Log:
         appended at or before *t_ms*; may include up to about one index interval of
         later ones. A binary search over segments, then over one time index."""
         self._maybe_refresh()
-        with self._os_errors:
+        try:
             limit = seeks.time_end_limit(self._segments, t_ms)
+        except OSError as exc:
+            raise self._os_error(exc) from None
         return self.record_position(self.records) if limit is None else limit
+
+    def _os_error(self, exc: OSError) -> StorageIOError:
+        """The StorageIOError of an OSError met reading this log's files. The
+        per-request calls (appends, reads, seeks, figures) translate with a plain
+        ``try``, which costs nothing until something is raised, where
+        translate_os_errors would cost a few hundred nanoseconds per call."""
+        return StorageIOError.wrap(exc, f"log {self.topic}/{self.name}")
 
     # -- readers in another process -------------------------------------------------
     def _check_alive(self) -> None:
