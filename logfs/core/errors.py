@@ -93,8 +93,9 @@ class translate_os_errors:
     ``OSError`` raised in the block into a :class:`StorageIOError` whose message is
     the context (formatted only then) and the OS's reason, and whose ``errno`` is the
     OS errno. StorageErrors pass through unchanged. The core's public calls use it at
-    their edge; the per-append and per-read paths keep a plain ``try`` (free when
-    nothing is raised; a ``with`` costs a few hundred nanoseconds)."""
+    their edge; the per-request paths (appends, reads, seeks, a reader's figures and
+    refresh: log.py) keep a plain ``try`` with the same result, free when nothing is
+    raised, where a ``with`` costs 0.15-0.3 us per call."""
 
     __slots__ = ("_what", "_args")
 

@@ -186,7 +186,10 @@ class Log:
             return self._last_append_ms
         self._maybe_refresh()
         if self._segments:
-            live = self.checkpoint.read(LIVE_SLOT)
+            try:
+                live = self.checkpoint.read(LIVE_SLOT)
+            except OSError as exc:
+                raise self._os_error(exc) from None
             last = self._segments[-1]
             if live is not None and live.timestamp_ms and last.base <= live.position:
                 return live.timestamp_ms
