@@ -1,4 +1,4 @@
-"""Per-log configuration with Kafka's key names (SPEC section 6).
+"""Per-log configuration with Kafka's key names (docs/spec.md §6, docs/config.md).
 
 Effective configuration = log overrides -> topic overrides -> store defaults -> builtin.
 """

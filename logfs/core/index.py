@@ -57,6 +57,8 @@ import zlib
 from typing import Callable
 
 from .cache import ResourceCache
+from .errors import CorruptIndex
+from .fileio import replace_file
 
 HEADER = struct.Struct("<8sQQII")
 HEADER_SIZE = HEADER.size  # 32
@@ -96,10 +98,6 @@ def newest_before(entry: tuple) -> int:
     return entry[0] - entry[2] if len(entry) > 2 else entry[0]
 
 
-class CorruptIndex(Exception):
-    """An index file whose header or length is not valid (recovery rebuilds it)."""
-
-
 def encode_header(magic: bytes, base_offset: int, base_record: int, flags: int) -> bytes:
     head = struct.pack("<8sQQI", magic, base_offset, base_record, flags)
     return head + struct.pack("<I", zlib.crc32(head))
@@ -118,11 +116,43 @@ def decode_header(raw: bytes, magic: bytes) -> tuple[bytes, int, int, int]:
     return got_magic, base_offset, base_record, flags
 
 
+_REBUILT_BY_WRITER = "; the writer rebuilds it from the segment when it next opens the log"
+
+
+def _read_header(path: str) -> tuple[bytes, int]:
+    """(the first HEADER_SIZE bytes, the file's size) of the file at *path*."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        return os.pread(fd, HEADER_SIZE, 0), os.fstat(fd).st_size
+    finally:
+        os.close(fd)
+
+
+def inspect_index_file(path: str, magic: bytes, base_offset: int) -> tuple[str | None, bool]:
+    """(what makes the index file at *path* unusable for the segment at
+    *base_offset*, or None; whether its last entry is torn). The problem is
+    ``"missing"`` or what is wrong with the file or its header (the magic of *magic*'s
+    kind, the checksum, the base offset). Reads the header only; raises nothing."""
+    try:
+        raw, size = _read_header(path)
+        found, base, _record, _flags = decode_header(raw, magic)
+    except FileNotFoundError:
+        return "missing", False
+    except OSError as exc:
+        return exc.strerror or str(exc), False
+    except CorruptIndex as exc:
+        return str(exc), False
+    if base != base_offset:
+        return f"its header says base offset {base}", False
+    return None, (size - HEADER_SIZE) % entry_size(found) != 0
+
+
 class IndexFile:
     """One index file: append entries, look them up through mmap.
 
     Blocks on disk I/O only in :meth:`append`, :meth:`truncate` and :meth:`sync`.
-    Raises OSError from the file system; CorruptIndex from :meth:`open`.
+    Raises OSError from the file system; CorruptIndex (a StorageError) from
+    :meth:`open`.
     """
 
     __slots__ = ("path", "magic", "entry", "esize", "cache", "base_offset", "base_record", "flags",
@@ -152,13 +182,7 @@ class IndexFile:
         body = encode_header(magic, base_offset, base_record, flags)
         if entries:
             body += b"".join(entry.pack(*e) for e in entries)
-        tmp = path + ".tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        try:
-            os.write(fd, body)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
+        replace_file(path, body, durable=False)
         index = cls(path, magic, cache, writable=True)
         index.base_offset, index.base_record, index.flags = base_offset, base_record, flags
         index.count = len(entries or ())
@@ -168,16 +192,19 @@ class IndexFile:
     def open(cls, path: str, magic: bytes, cache: ResourceCache, writable: bool,
              strict: bool = True) -> "IndexFile":
         """Open an existing index of *magic*'s kind (of the current or an earlier
-        version). CorruptIndex if its header is bad, or (strict) a torn entry."""
-        with open(path, "rb") as f:
-            raw = f.read(HEADER_SIZE)
-            size = os.fstat(f.fileno()).st_size
-        found, base_offset, base_record, flags = decode_header(raw, magic)
+        version). CorruptIndex (naming the file) if its header is bad, or (strict) a
+        torn entry; OSError from the file system."""
+        raw, size = _read_header(path)
+        try:
+            found, base_offset, base_record, flags = decode_header(raw, magic)
+        except CorruptIndex as exc:
+            raise CorruptIndex(f"corrupt index file {path}: {exc}{_REBUILT_BY_WRITER}") from None
         index = cls(path, found, cache, writable)
         index.base_offset, index.base_record, index.flags = base_offset, base_record, flags
         body = size - HEADER_SIZE
         if strict and body % index.esize:
-            raise CorruptIndex(f"index length {size} is not a whole number of entries")
+            raise CorruptIndex(f"corrupt index file {path}: length {size} is not a whole number of "
+                               f"entries{_REBUILT_BY_WRITER}")
         index.count = body // index.esize
         return index
 

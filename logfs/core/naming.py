@@ -13,7 +13,10 @@
           <base:020d>.log          segment data: the raw bytes appended
           <base:020d>.index        sparse offset index of that segment
           <base:020d>.timeindex    sparse time index of that segment
-          quarantine-<ms>-<base:020d>.bin   bytes cut by recovery, kept for inspection
+          quarantine-<ms>-<offset:020d>.bin       bytes cut by recovery, kept for inspection
+          quarantine-<ms>-<base:020d>.index       a corrupt index file recovery replaced
+          quarantine-<ms>-<base:020d>.timeindex   (likewise), kept for inspection
+          *.tmp                    a file being replaced (written, then renamed over it)
 
 User-visible names (topics and logs) are any Linux file name except those starting
 with ``.logfs``.
@@ -36,6 +39,8 @@ SEGMENT_SUFFIX = ".log"
 OFFSET_INDEX_SUFFIX = ".index"
 TIME_INDEX_SUFFIX = ".timeindex"
 QUARANTINE_PREFIX = "quarantine-"
+QUARANTINE_SUFFIX = ".bin"
+TMP_SUFFIX = ".tmp"
 _BASE_DIGITS = 20
 
 
@@ -72,8 +77,27 @@ def time_index_name(base: int) -> str:
     return f"{base:0{_BASE_DIGITS}d}{TIME_INDEX_SUFFIX}"
 
 
-def quarantine_name(now_ms: int, base: int) -> str:
-    return f"{QUARANTINE_PREFIX}{now_ms}-{base:0{_BASE_DIGITS}d}.bin"
+def segment_file_names(base: int) -> tuple[str, str, str]:
+    """The files of segment *base*: its data, offset index and time index."""
+    return segment_name(base), offset_index_name(base), time_index_name(base)
+
+
+def segment_leftover_names(base: int) -> tuple[str, ...]:
+    """Every file a half-made segment *base* may have left: its files and the
+    temporary files its indexes are written through."""
+    return segment_file_names(base) + (offset_index_name(base) + TMP_SUFFIX,
+                                       time_index_name(base) + TMP_SUFFIX)
+
+
+def quarantine_name(now_ms: int, offset: int) -> str:
+    """The quarantine file of the log bytes recovery cut from log offset *offset*."""
+    return f"{QUARANTINE_PREFIX}{now_ms}-{offset:0{_BASE_DIGITS}d}{QUARANTINE_SUFFIX}"
+
+
+def index_quarantine_name(now_ms: int, index_file: str) -> str:
+    """Where recovery keeps the corrupt index file named *index_file* (a segment's
+    ``<base>.index`` or ``<base>.timeindex``) when it rebuilds it."""
+    return f"{QUARANTINE_PREFIX}{now_ms}-{index_file}"
 
 
 def parse_segment_name(filename: str) -> int | None:

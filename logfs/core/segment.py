@@ -14,14 +14,14 @@ import os
 import zlib
 
 from .cache import ResourceCache
-from .errors import StorageIOError
-from .index import (FLAG_RECORD_BOUNDARY, OFFSET_MAGIC, TIME_MAGIC, TIME_MAGIC_V1, CorruptIndex,
-                    IndexFile, newest_before, time_entry)
+from .errors import CorruptIndex, StorageIOError, translate_os_errors
+from .fileio import SCAN_CHUNK, iter_preads
+from .index import (FLAG_RECORD_BOUNDARY, OFFSET_MAGIC, TIME_MAGIC, TIME_MAGIC_V1, IndexFile,
+                    newest_before, time_entry)
 from .naming import offset_index_name, segment_name, time_index_name
 
 logger = logging.getLogger(__name__)
 
-SCAN_CHUNK = 1 << 20
 FIRST_SCAN = 16 << 10  # seeks read this much first, doubling up to SCAN_CHUNK
 
 
@@ -161,16 +161,11 @@ class Segment:
         else:
             records, self.interval_start = 0, 0
         crc = 0
-        pos = self.interval_start
         fd = self.fd()
         tail_byte = b""
-        while pos < size:
-            chunk = os.pread(fd, min(SCAN_CHUNK, size - pos), pos)
-            if not chunk:
-                break
+        for chunk in iter_preads(fd, self.interval_start, size):
             records += chunk.count(b"\n")
             crc = zlib.crc32(chunk, crc)
-            pos += len(chunk)
             tail_byte = chunk[-1:]
         self.records = records
         self.crc = crc
@@ -295,16 +290,8 @@ class Segment:
         return tindex.get(i - 1)[1]
 
     def count_newlines(self, start: int, end: int) -> int:
-        fd = self.fd()
-        total = 0
-        pos = start
-        while pos < end:
-            chunk = os.pread(fd, min(SCAN_CHUNK, end - pos), pos)
-            if not chunk:
-                break
-            total += chunk.count(b"\n")
-            pos += len(chunk)
-        return total
+        """Newlines in the segment's bytes ``[start, end)``. Raises OSError."""
+        return sum(chunk.count(b"\n") for chunk in iter_preads(self.fd(), start, end))
 
     def last_newline_before(self, pos: int) -> int:
         """Position just after the last newline in ``[0, pos)``, or -1 if none."""
@@ -330,9 +317,12 @@ class Segment:
         return last[0] if last else None
 
     def delete_files(self) -> None:
+        """Remove the segment's files, the data first (without it the rest is no
+        segment). Raises StorageIOError."""
         self.close()
-        for path in (self.path, self.offset_index_path, self.time_index_path):
-            try:
-                os.unlink(path)
-            except FileNotFoundError:
-                pass
+        with translate_os_errors("delete segment %s", self.path):
+            for path in (self.path, self.offset_index_path, self.time_index_path):
+                try:
+                    os.unlink(path)
+                except FileNotFoundError:
+                    pass

@@ -3,8 +3,12 @@
 The writer takes an exclusive ``flock`` on ``DATA/.logfs/lock``. On open it removes
 the clean-shutdown marker; ``close()`` flushes every log and writes it back. Opening
 after a clean shutdown loads logs lazily, when first used; after an unclean one,
-every log is recovered first (see recovery.py). Readers (``readonly=True``) take no
-lock and never write.
+every log is recovered first (recovery.py). A log whose index files are missing,
+torn or corrupt is recovered when the writer opens it, after a clean shutdown too.
+Readers (``readonly=True``) take no lock and never write.
+
+This is the core's edge for the namespace: every ``OSError`` of a call here comes out
+as a StorageIOError (errors.py: translate_os_errors).
 """
 
 from __future__ import annotations
@@ -17,15 +21,17 @@ import shutil
 from typing import Mapping
 
 from .cache import ResourceCache
+from .checkpoint import RECOVERY_SLOT
 from .clock import Clock, SystemClock
-from .config import (ConfigError, effective_config, merge_overrides, parse_config,
-                     to_strings)
+from .config import ConfigError, merge_overrides, parse_config, to_strings
 from .errors import (AlreadyExists, NotEmpty, NotFound, ReadOnlyStore, StorageIOError,
-                     StoreLocked)
-from .log import Log, read_json, write_json_atomic
+                     StoreLocked, translate_os_errors)
+from .fileio import fsync_path, read_json, write_json_atomic
+from .log import Log
 from .naming import (CLEAN_MARKER, LOCK_FILE, STORE_META_DIR, TOPIC_CONFIG_FILE,
                      check_name, is_user_name)
-from .recovery import RecoveryAction, recover_log
+from .recovery import LogFiles, RecoveryAction, recover_log
+from .segments import index_files_look_whole
 
 logger = logging.getLogger(__name__)
 
@@ -56,60 +62,53 @@ class LogStore:
         if self.readonly:
             return
         meta = os.path.join(self.data_dir, STORE_META_DIR)
-        os.makedirs(meta, exist_ok=True)
-        self.first_open = not os.path.exists(os.path.join(meta, LOCK_FILE))
-        fd = os.open(os.path.join(meta, LOCK_FILE), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            os.close(fd)
-            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
-                holder = ""
-                try:
-                    with open(os.path.join(meta, LOCK_FILE)) as f:
-                        holder = f.read().strip()
-                except OSError:
-                    pass
-                raise StoreLocked(f"{self.data_dir} is already opened for writing by another process"
-                                  + (f" ({holder})" if holder else "")) from None
-            raise
-        os.ftruncate(fd, 0)
-        os.write(fd, f"pid {os.getpid()}\n".encode())
-        self._lock_fd = fd
-        marker = os.path.join(meta, CLEAN_MARKER)
-        self.was_clean = os.path.exists(marker)
-        if self.was_clean:
-            os.unlink(marker)
-            _fsync_dir(meta)
-        else:
+        with translate_os_errors("open %s for writing", self.data_dir):
+            os.makedirs(meta, exist_ok=True)
+            self.first_open = not os.path.exists(os.path.join(meta, LOCK_FILE))
+            self._lock_fd = _take_lock(os.path.join(meta, LOCK_FILE), self.data_dir)
+            marker = os.path.join(meta, CLEAN_MARKER)
+            self.was_clean = os.path.exists(marker)
+            if self.was_clean:
+                os.unlink(marker)
+                fsync_path(meta)
+                return
             now = self.clock.now_ms()
             for topic in self.topics():
                 for name in self.logs(topic):
-                    log = Log(self, topic, name, self._log_dir(topic, name))
-                    actions = recover_log(log, now)
-                    self.recovery_report.extend(actions)
-                    log.load()
-                    if actions:  # a new recovery point for the repaired log
-                        log.fsync()
+                    log = self._load_log(topic, name, now, verify=True)
                     self._logs[(topic, name)] = log
 
+    def _load_log(self, topic: str, name: str, now_ms: int, verify: bool) -> Log:
+        """A loaded Log. The writer first recovers it: always when *verify* (after an
+        unclean shutdown), else if an index file is missing, torn or corrupt; then
+        its repairs are reported (store.recovery_report, one log line each), and
+        after a *verify* one a new recovery point is written. Raises NotFound,
+        OSError."""
+        log = Log(self, topic, name, self._log_dir(topic, name))
+        actions: list[RecoveryAction] = []
+        if not self.readonly and (verify or not index_files_look_whole(log.directory)):
+            files = LogFiles(topic, name, log.directory, log.config.index_interval_bytes, log.meta.start)
+            actions = recover_log(files, self.cache, log.checkpoint.read(RECOVERY_SLOT),
+                                  log.checkpoint.read_lives(), now_ms)
+            self.recovery_report.extend(actions)
+        log.load()
+        if verify and actions:  # a new recovery point for the repaired log
+            log.fsync()
+        return log
+
     def close(self) -> None:
-        """Flush every log, write the clean-shutdown marker, release the lock."""
+        """Flush every log, write the clean-shutdown marker, release the lock.
+        Raises StorageIOError if a log cannot be flushed (the lock is released and
+        no marker written then: the next open verifies every log)."""
         if self.readonly:
-            for log in self._logs.values():
-                log.close()
-            self._logs.clear()
-            self.cache.release_all()
+            self._close_logs()
             return
         if self._lock_fd < 0:
             return
         try:
             self.flush_all()
         finally:
-            for log in self._logs.values():
-                log.close()
-            self._logs.clear()
-            self.cache.release_all()
+            self._close_logs()
         meta = os.path.join(self.data_dir, STORE_META_DIR)
         marker = os.path.join(meta, CLEAN_MARKER)
         try:
@@ -117,7 +116,7 @@ class LogStore:
                 f.write("clean\n")
                 f.flush()
                 os.fsync(f.fileno())
-            _fsync_dir(meta)
+            fsync_path(meta)
         except OSError as exc:  # a full disk: every log is flushed, but say so no more
             logger.warning("could not write the clean-shutdown marker (%s); the next open "
                            "will verify every log", exc.strerror or exc)
@@ -129,13 +128,16 @@ class LogStore:
             os.close(self._lock_fd)
             self._lock_fd = -1
 
-    def abandon(self) -> None:
-        """Drop everything without flushing or marking clean, as a crash would
-        (tests). Releases the lock."""
+    def _close_logs(self) -> None:
         for log in self._logs.values():
             log.close()
         self._logs.clear()
         self.cache.release_all()
+
+    def abandon(self) -> None:
+        """Drop everything without flushing or marking clean, as a crash would
+        (tests). Releases the lock."""
+        self._close_logs()
         if self._lock_fd >= 0:
             os.close(self._lock_fd)
             self._lock_fd = -1
@@ -161,10 +163,9 @@ class LogStore:
 
     # -- topics --------------------------------------------------------------------
     def topics(self) -> list[str]:
-        try:
+        """The topics, sorted. Raises StorageIOError."""
+        with translate_os_errors("list %s", self.data_dir):
             names = os.listdir(self.data_dir)
-        except OSError as exc:
-            raise StorageIOError.wrap(exc, f"list {self.data_dir}") from None
         return sorted(n for n in names if is_user_name(n) and os.path.isdir(self._topic_dir(n)))
 
     def has_topic(self, topic: str) -> bool:
@@ -172,27 +173,37 @@ class LogStore:
             and os.path.isdir(self._topic_dir(topic))
 
     def create_topic(self, topic: str) -> None:
+        """Raises AlreadyExists, InvalidName, StorageIOError."""
         self._check_writer()
         check_name(topic)
-        try:
-            os.mkdir(self._topic_dir(topic))
-        except FileExistsError:
-            raise AlreadyExists(f"topic {topic!r} already exists") from None
-        except OSError as exc:
-            raise StorageIOError.wrap(exc, f"create topic {topic!r}") from None
-        _fsync_dir(self.data_dir)
+        with translate_os_errors("create topic %r", topic):
+            try:
+                os.mkdir(self._topic_dir(topic))
+            except FileExistsError:
+                raise AlreadyExists(f"topic {topic!r} already exists") from None
+            try:
+                fsync_path(self.data_dir)
+            except OSError:  # leave no half-made topic behind (rmdir needs no descriptor)
+                try:
+                    os.rmdir(self._topic_dir(topic))
+                except OSError:
+                    pass
+                raise
 
     def delete_topic(self, topic: str) -> None:
+        """Raises NotFound, NotEmpty (it has logs), StorageIOError."""
         self._check_writer()
         if not self.has_topic(topic):
             raise NotFound(f"topic {topic!r} does not exist")
         if self.logs(topic):
             raise NotEmpty(f"topic {topic!r} still has logs")
-        shutil.rmtree(self._topic_dir(topic))
-        self._topic_overrides.pop(topic, None)
-        _fsync_dir(self.data_dir)
+        with translate_os_errors("delete topic %r", topic):
+            shutil.rmtree(self._topic_dir(topic))
+            self._topic_overrides.pop(topic, None)
+            fsync_path(self.data_dir)
 
     def rename_topic(self, old: str, new: str) -> None:
+        """Raises NotFound, AlreadyExists, InvalidName, StorageIOError."""
         self._check_writer()
         check_name(new)
         if not self.has_topic(old):
@@ -204,13 +215,17 @@ class LogStore:
         for (topic, name) in [k for k in self._logs if k[0] == old]:
             log = self._logs.pop((topic, name))
             log.mark_gone()
-        os.rename(self._topic_dir(old), self._topic_dir(new))
-        self._topic_overrides.pop(old, None)
-        _fsync_dir(self.data_dir)
+        with translate_os_errors("rename topic %r to %r", old, new):
+            os.rename(self._topic_dir(old), self._topic_dir(new))
+            self._topic_overrides.pop(old, None)
+            fsync_path(self.data_dir)
 
     def topic_overrides(self, topic: str) -> dict:
+        """The topic's configuration overrides (parsed values; read once). Raises
+        StorageIOError."""
         if topic not in self._topic_overrides:
-            self._topic_overrides[topic] = read_json(os.path.join(self._topic_dir(topic), TOPIC_CONFIG_FILE))
+            with translate_os_errors("read the configuration of topic %r", topic):
+                self._topic_overrides[topic] = read_json(os.path.join(self._topic_dir(topic), TOPIC_CONFIG_FILE))
         return self._topic_overrides[topic]
 
     def topic_config(self, topic: str) -> dict[str, str]:
@@ -219,26 +234,28 @@ class LogStore:
         return to_strings(self.topic_overrides(topic))
 
     def set_topic_config(self, topic: str, updates: Mapping[str, object]) -> None:
+        """Raises NotFound, ConfigError (naming the key), StorageIOError."""
         self._check_writer()
         if not self.has_topic(topic):
             raise NotFound(f"topic {topic!r} does not exist")
         parsed = parse_config(updates)
         merged = merge_overrides(self.topic_overrides(topic), parsed)
-        write_json_atomic(os.path.join(self._topic_dir(topic), TOPIC_CONFIG_FILE), merged)
+        with translate_os_errors("set the configuration of topic %r", topic):
+            write_json_atomic(os.path.join(self._topic_dir(topic), TOPIC_CONFIG_FILE), merged)
         self._topic_overrides[topic] = merged
         for (t, _n), log in self._logs.items():
             if t == topic:
                 log.invalidate_config()
 
-    def topic_effective_config(self, topic: str):
-        return effective_config(self.topic_overrides(topic), self.defaults)
-
     # -- logs ------------------------------------------------------------------------
     def logs(self, topic: str) -> list[str]:
+        """The logs of *topic*, sorted. Raises NotFound, StorageIOError."""
         if not self.has_topic(topic):
             raise NotFound(f"topic {topic!r} does not exist")
         tdir = self._topic_dir(topic)
-        return sorted(n for n in os.listdir(tdir) if is_user_name(n) and os.path.isdir(os.path.join(tdir, n)))
+        with translate_os_errors("list topic %r", topic):
+            names = os.listdir(tdir)
+        return sorted(n for n in names if is_user_name(n) and os.path.isdir(os.path.join(tdir, n)))
 
     def has_log(self, topic: str, name: str) -> bool:
         if not self.readonly and (topic, name) in self._logs:
@@ -247,6 +264,8 @@ class LogStore:
             and name not in (".", "..") and os.path.isdir(self._log_dir(topic, name))
 
     def log(self, topic: str, name: str) -> Log:
+        """The log (the same object each time), loaded (and, by the writer, repaired)
+        when first used. Raises NotFound, CorruptIndex (a reader), StorageIOError."""
         key = (topic, name)
         log = self._logs.get(key)
         if log is not None:
@@ -256,8 +275,8 @@ class LogStore:
             del self._logs[key]
         if not self.has_log(topic, name):
             raise NotFound(f"log {topic}/{name} does not exist")
-        log = Log(self, topic, name, self._log_dir(topic, name))
-        log.load()
+        with translate_os_errors("open log %s/%s", topic, name):
+            log = self._load_log(topic, name, self.clock.now_ms(), verify=False)
         self._logs[key] = log
         return log
 
@@ -265,36 +284,40 @@ class LogStore:
         return list(self._logs.values())
 
     def create_log(self, topic: str, name: str) -> Log:
+        """Raises NotFound (topic), AlreadyExists, InvalidName, StorageIOError (then
+        no half-made log is left)."""
         self._check_writer()
         check_name(name)
         if not self.has_topic(topic):
             raise NotFound(f"topic {topic!r} does not exist")
         path = self._log_dir(topic, name)
-        try:
-            os.mkdir(path)
-        except FileExistsError:
-            raise AlreadyExists(f"log {topic}/{name} already exists") from None
-        except OSError as exc:
-            raise StorageIOError.wrap(exc, f"create log {topic}/{name}") from None
-        try:
-            _fsync_dir(self._topic_dir(topic))
-            return self.log(topic, name)
-        except OSError as exc:  # a full disk: leave no half-made log behind
-            self._logs.pop((topic, name), None)
-            shutil.rmtree(path, ignore_errors=True)
-            raise StorageIOError.wrap(exc, f"create log {topic}/{name}") from None
+        with translate_os_errors("create log %s/%s", topic, name):
+            try:
+                os.mkdir(path)
+            except FileExistsError:
+                raise AlreadyExists(f"log {topic}/{name} already exists") from None
+            try:
+                fsync_path(self._topic_dir(topic))
+                return self.log(topic, name)
+            except (OSError, StorageIOError):  # a full disk: leave no half-made log behind
+                self._logs.pop((topic, name), None)
+                shutil.rmtree(path, ignore_errors=True)
+                raise
 
     def delete_log(self, topic: str, name: str) -> None:
+        """Remove the log and all its segments. Raises NotFound, StorageIOError."""
         self._check_writer()
         if not self.has_log(topic, name):
             raise NotFound(f"log {topic}/{name} does not exist")
         log = self._logs.pop((topic, name), None)
         if log is not None:
             log.mark_gone()
-        shutil.rmtree(self._log_dir(topic, name))
-        _fsync_dir(self._topic_dir(topic))
+        with translate_os_errors("delete log %s/%s", topic, name):
+            shutil.rmtree(self._log_dir(topic, name))
+            fsync_path(self._topic_dir(topic))
 
     def rename_log(self, topic: str, name: str, new_topic: str, new_name: str) -> None:
+        """Raises NotFound, AlreadyExists, InvalidName, StorageIOError."""
         self._check_writer()
         check_name(new_name)
         if not self.has_log(topic, name):
@@ -310,17 +333,16 @@ class LogStore:
             if log.unflushed:
                 log.fsync()
             log.mark_gone()
-        os.rename(self._log_dir(topic, name), self._log_dir(new_topic, new_name))
-        _fsync_dir(self._topic_dir(new_topic))
+        with translate_os_errors("rename log %s/%s to %s/%s", topic, name, new_topic, new_name):
+            os.rename(self._log_dir(topic, name), self._log_dir(new_topic, new_name))
+            fsync_path(self._topic_dir(new_topic))
 
     def set_log_config(self, topic: str, name: str, updates: Mapping[str, object]) -> None:
+        """Raises NotFound, ConfigError (naming the key), StorageIOError."""
         self._check_writer()
         log = self.log(topic, name)
         parsed = parse_config(updates)
-        merged = merge_overrides(log.meta.get("config", {}), parsed)
-        log.meta["config"] = merged
-        log.save_meta()
-        log.invalidate_config()
+        log.set_config_overrides(merge_overrides(log.meta.config, parsed))
 
     # -- maintenance -----------------------------------------------------------------
     def run_maintenance(self) -> list[str]:
@@ -342,9 +364,37 @@ class LogStore:
         return lines
 
     def flush_all(self) -> None:
+        """fsync every log with unsynced data. Raises StorageIOError."""
         for log in self._logs.values():
-            if log.unflushed or log._unflushed_sealed:
+            if log.needs_fsync:
                 log.fsync()
+
+
+def _take_lock(path: str, data_dir: str) -> int:
+    """Open and flock the store's lock file, write our pid into it; the descriptor.
+    Raises StoreLocked if another writer holds it, OSError."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        os.close(fd)
+        if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+            holder = ""
+            try:
+                with open(path) as f:
+                    holder = f.read().strip()
+            except OSError:
+                pass
+            raise StoreLocked(f"{data_dir} is already opened for writing by another process"
+                              + (f" ({holder})" if holder else "")) from None
+        raise
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"pid {os.getpid()}\n".encode())
+    except OSError:
+        os.close(fd)
+        raise
+    return fd
 
 
 def open_log_store(data_dir: str, *, defaults: Mapping[str, object] | None = None,
@@ -352,21 +402,11 @@ def open_log_store(data_dir: str, *, defaults: Mapping[str, object] | None = Non
                    cache_capacity: int = 256) -> LogStore:
     """Open the store in *data_dir*. Writer: exclusive lock (StoreLocked), recovery
     after an unclean shutdown. Reader (readonly=True): no lock, no writes.
-    Raises ConfigError for bad *defaults*, NotFound if *data_dir* is missing."""
+    Raises ConfigError for bad *defaults*, NotFound if *data_dir* is missing,
+    StorageIOError. Blocks on the disk (recovery reads every log after a crash)."""
     store = LogStore(data_dir, defaults, clock, readonly, cache_capacity)
     store._open()
     return store
-
-
-def _fsync_dir(path: str) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 __all__ = ["LogStore", "open_log_store", "ConfigError"]

@@ -2,7 +2,7 @@
 on disk, simulating a crash, running a writer in a subprocess.
 
 Only the documented API (docs/core-api.md) and the documented on-disk layout
-(SPEC section 7, logfs/core/naming.py) are used, so the tests hold the core to its
+(docs/spec.md §7, docs/format.md) are used, so the tests hold the core to its
 contract rather than to its internals.
 """
 
@@ -85,14 +85,26 @@ def index_files(data: Path, topic: str, log: str, base: int) -> list[Path]:
     return sorted(p for p in d.iterdir() if p.name.startswith(stem) and p.name != stem + ".log")
 
 
+INDEX_SUFFIXES = (".index", ".timeindex")
+
+
 def quarantined(data: Path, topic: str, log: str) -> list[tuple[str, bytes]]:
-    """[(file name, content)] of the quarantine files beside a log, oldest first."""
+    """[(file name, content)] of the quarantine files of log bytes beside a log
+    (what recovery cut from the log), oldest first."""
     d = log_dir(data, topic, log)
     found = []
     for p in sorted(d.iterdir()):
-        if "quarantine" in p.name.lower():
+        if "quarantine" in p.name.lower() and not p.name.endswith(INDEX_SUFFIXES):
             found.append((p.name, p.read_bytes()))
     return found
+
+
+def quarantined_index_files(data: Path, topic: str, log: str) -> list[tuple[str, bytes]]:
+    """[(file name, content)] of the corrupt index files recovery kept in quarantine
+    beside a log (``quarantine-<ms>-<base>.index`` / ``.timeindex``)."""
+    d = log_dir(data, topic, log)
+    return [(p.name, p.read_bytes()) for p in sorted(d.iterdir())
+            if "quarantine" in p.name.lower() and p.name.endswith(INDEX_SUFFIXES)]
 
 
 def quarantined_bytes(data: Path, topic: str, log: str) -> bytes:

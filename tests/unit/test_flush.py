@@ -1,4 +1,4 @@
-"""flush.ms (SPEC section 6): run_maintenance fsyncs a log's active segment once
+"""flush.ms (docs/spec.md §6): run_maintenance fsyncs a log's active segment once
 flush.ms has passed since its last flush; without flush.ms the page cache decides
 (no fsync), as in Kafka. Observed at the system-call boundary (os.fsync/fdatasync)."""
 

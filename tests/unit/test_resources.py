@@ -116,3 +116,28 @@ def test_recovery_of_many_logs_keeps_descriptors_bounded(many):
         assert list(many.rglob("*quarantine*")) == [], "recovery after kill -9 cut data"
         log = store.log(store.topics()[0], store.logs(store.topics()[0])[0])
         assert log.read(log.end_offset - 17, 17) == b"before the crash\n"
+
+
+@pytest.mark.parametrize("capacity", [4, 5, 8])
+def test_a_read_over_more_segments_than_the_cache_holds(tmp_path, capacity):
+    """One read_range spanning more segments than the store's resource cache holds
+    must not hand out a descriptor that the cache closes (and the next open reuses)
+    before the call returns: the bytes read through every range are the log's."""
+    data = tmp_path / "data"
+    data.mkdir()
+    content = b"".join(b"line %04d\n" % i for i in range(400))  # 10-byte lines
+    with open_log_store(str(data), defaults={"segment.bytes": "100"}, clock=ManualClock(1),
+                        cache_capacity=capacity) as store:
+        store.create_topic("t")
+        log = store.create_log("t", "l")
+        for i in range(0, len(content), 50):
+            log.append(content[i:i + 50])
+        assert log.segment_count >= 3 * capacity
+        assert log.read(0, len(content)) == content
+        assert read_all(log) == content
+        for a in (7, 95, 333, 1234):
+            assert log.read(a, 2 * capacity * 100) == content[a:a + 2 * capacity * 100]
+    with open_log_store(str(data), readonly=True, cache_capacity=capacity) as reader:
+        log = reader.log("t", "l")
+        assert log.read(0, len(content)) == content
+        assert read_all(log) == content

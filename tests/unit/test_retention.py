@@ -1,4 +1,4 @@
-"""Retention (SPEC section 6): whole sealed segments, oldest first, never the active
+"""Retention (docs/spec.md §6): whole sealed segments, oldest first, never the active
 one; applied whenever a segment rolls and at least once a minute otherwise, so
 retention.bytes holds within one segment of its value while data flows."""
 
