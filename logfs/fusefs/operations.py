@@ -43,6 +43,7 @@ import trio
 from logfs.core import LogStore
 from logfs.fusefs.attrs import DirAttrs, log_attributes
 from logfs.fusefs import pyfuse3_features
+from logfs.fusefs.diskio import pread_cached, pread_path, write_out_pages
 from logfs.fusefs.errors import Refused, fuse_handler
 from logfs.fusefs.inodes import ROOT_INODE, InodeTable, Kind, Node
 
@@ -53,64 +54,6 @@ FALLBACK_MTIME_GRANULARITY_S = 60.0
 
 PAGE_SIZE = 4096
 SPLIT_WRITE_RESERVE = (1 << 20) + (64 << 10)  # the largest FUSE write, plus index room
-
-
-_NOWAIT = getattr(os, "RWF_NOWAIT", 0)
-
-
-def _pread_cached(fd: int, length: int, position: int) -> bytes | bytearray | memoryview:
-    """What of [position, position+length) the page cache holds, without blocking on
-    the disk (preadv2 RWF_NOWAIT); all of it, blocking, where that is unsupported."""
-    global _NOWAIT
-    if not _NOWAIT:
-        return os.pread(fd, length, position)
-    buf = bytearray(length)
-    try:
-        n = os.preadv(fd, [buf], position, _NOWAIT)
-    except BlockingIOError:
-        return b""
-    except OSError as exc:
-        if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL):
-            raise
-        _NOWAIT = 0
-        return os.pread(fd, length, position)
-    return memoryview(buf)[:n] if n < length else buf
-
-
-def _pread_path(path: str, length: int, position: int) -> bytes:
-    """Read a file range by path (worker thread). A segment deleted by retention
-    meanwhile means the range is now below the log start: ENODATA."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except FileNotFoundError:
-        raise Refused(errno.ENODATA, f"{path} was deleted by retention") from None
-    try:
-        out = []
-        while length > 0:
-            chunk = os.pread(fd, length, position)
-            if not chunk:
-                break
-            out.append(chunk)
-            length -= len(chunk)
-            position += len(chunk)
-        return b"".join(out)
-    finally:
-        os.close(fd)
-
-
-def _presync(paths: list[str]) -> None:
-    """fdatasync files by path (worker thread; errors are left to the core's fsync)."""
-    for path in paths:
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        except OSError:
-            continue
-        try:
-            os.fdatasync(fd)
-        except OSError:
-            pass
-        finally:
-            os.close(fd)
 
 
 NAME_MAX = 255  # what statfs reports; FUSE itself lets names of up to 1024 bytes through
@@ -516,7 +459,7 @@ class LogfsOperations(pyfuse3.Operations):
             if not ranges:
                 break
             for r in ranges:
-                got = _pread_cached(r.fd, r.length, r.position)
+                got = pread_cached(r.fd, r.length, r.position)
                 parts.append(got)
                 if len(got) < r.length:
                     parts.append(b"")  # placeholder for the rest of this range
@@ -528,7 +471,7 @@ class LogfsOperations(pyfuse3.Operations):
             # the core's descriptors are only valid until the next call into the store),
             # so one cold read does not stall every other request.
             for i, path, pos, length in slow:
-                parts[i] = await trio.to_thread.run_sync(_pread_path, path, length, pos)
+                parts[i] = await trio.to_thread.run_sync(pread_path, path, length, pos)
         data = b"".join(parts)
         self._count(node, "read", len(data))
         return data
@@ -587,7 +530,7 @@ class LogfsOperations(pyfuse3.Operations):
         end = lg.end_offset
         if end > lg.start_offset:
             paths = [r.path for r in lg.read_range(end - 1, end)]
-            await trio.to_thread.run_sync(_presync, paths)
+            await trio.to_thread.run_sync(write_out_pages, paths)
         self._log_of(node).fsync()
 
     # ------------------------------------------------------------------ figures
