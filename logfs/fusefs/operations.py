@@ -22,6 +22,15 @@ the kernel drop the file's cached pages (with a stock pyfuse3, mtimes are rounde
 to 60 s instead; see docs/fuse.md). Cached pages are dropped on purpose only when
 retention moves a log's start.
 
+A descriptor opened read-write (``O_RDWR``: ``<>``, ``open(..., "a+")``) is served
+with direct I/O, the one way a FUSE daemon has to refuse a shared mapping: the
+kernel answers ``mmap(MAP_SHARED)`` of it with ENODEV. Without that, a writable
+shared mapping lets a process store into the log's cached pages; the write-back is
+refused (EPERM), but the kernel keeps the modified pages, and every reader of the
+mount would see bytes that were never written (docs/fuse.md, "Shared mappings").
+Descriptors opened read-only or write-only (``cat``, ``>>``, ``cp``) keep the page
+cache.
+
 All handlers run in the single trio thread, and only that thread calls the core
 (which is not thread-safe). Appends and reads are page-cache operations and run
 inline. ``fsync`` first writes the active segment's dirty pages from a worker thread
@@ -111,6 +120,7 @@ class LogfsOperations(pyfuse3.Operations):
             "cache_invalidations": 0,
         }
         self._dir_handles: dict[int, list[str] | None] = {}
+        self._rdwr_noted: set[int] = set()  # logs whose read-write open was logged
         self._dir_inode: dict[int, int] = {}
         self._next_dir_fh = itertools.count(1 << 40)
         self.dir_attrs = DirAttrs(self._dir_path)
@@ -299,7 +309,7 @@ class LogfsOperations(pyfuse3.Operations):
     @fuse_handler
     async def create(self, parent_inode, name, mode, flags, ctx):
         node = self._create_log(parent_inode, name, mode, ctx)
-        return pyfuse3.FileInfo(fh=node.ino, keep_cache=True), self._entry(node)
+        return self._file_info(node, flags, ctx), self._entry(node)
 
     @fuse_handler
     async def symlink(self, parent_inode, name, target, ctx):
@@ -417,6 +427,19 @@ class LogfsOperations(pyfuse3.Operations):
 
     # -------------------------------------------------------------------- files
 
+    def _file_info(self, node: Node, flags: int, ctx: Any) -> pyfuse3.FileInfo:
+        """The open reply: keep the page cache, except for a read-write descriptor,
+        which gets direct I/O so that it cannot be mapped shared (module docstring)."""
+        if flags & os.O_ACCMODE != os.O_RDWR:
+            return pyfuse3.FileInfo(fh=node.ino, keep_cache=True)
+        if node.ino not in self._rdwr_noted:  # one line per log and mount, not per open
+            self._rdwr_noted.add(node.ino)
+            log.info("%s opened read-write (pid %s): direct I/O for such descriptors, so "
+                     "mmap(MAP_SHARED) of them fails with ENODEV: a shared mapping could "
+                     "change what readers see of bytes already written",
+                     "/".join(self.inodes.path(node)), getattr(ctx, "pid", "?"))
+        return pyfuse3.FileInfo(fh=node.ino, keep_cache=True, direct_io=True)
+
     @fuse_handler
     async def open(self, inode, flags, ctx):
         node = self._node(inode)
@@ -424,7 +447,7 @@ class LogfsOperations(pyfuse3.Operations):
         if flags & os.O_TRUNC:
             # `>` on a log: allowed only when it would change nothing (empty log).
             lg.truncate_check(0)
-        return pyfuse3.FileInfo(fh=inode, keep_cache=True)
+        return self._file_info(node, flags, ctx)
 
     @fuse_handler
     async def read(self, fh, off, size):
