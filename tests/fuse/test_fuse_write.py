@@ -119,6 +119,24 @@ def test_a_shared_writable_mapping_cannot_change_what_readers_see(mnt):
     assert _segments_concat(mnt, "t", "mm") == b"hello\nworld\nagain\n"
 
 
+def test_a_write_to_a_log_deleted_while_open_is_refused_with_a_log_line(mnt):
+    """docs/spec.md §8: every refusal is an errno plus one line in the daemon's log."""
+    log = mnt.p("t", "gone")
+    fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        assert os.write(fd, b"one\n") == 4
+        os.unlink(log)
+        with pytest.raises(OSError) as e:
+            os.write(fd, b"two\n")
+        assert e.value.errno == errno.ENOENT
+    finally:
+        os.close(fd)
+    lines = [line for line in mnt.daemon_log().splitlines()
+             if "refused write(" in line and "ENOENT" in line]
+    assert len(lines) == 1, f"expected one line for the refused write, got {lines}"
+    assert "t/gone was removed" in lines[0]
+
+
 def test_stat_shows_new_size_immediately(mnt):
     log = mnt.p("t", "l")
     fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)

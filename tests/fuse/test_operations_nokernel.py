@@ -144,3 +144,16 @@ def test_only_read_write_descriptors_get_direct_io(ops, caplog):
         assert fi.direct_io
     noted = [r.getMessage() for r in caplog.records if "opened read-write" in r.getMessage()]
     assert len(noted) == 2 and "t/l" in noted[0] and "t/new" in noted[1], noted
+
+
+def test_enoent_is_quiet_for_lookups_only(ops, caplog):
+    """A lookup of a name that does not exist is an answer (DEBUG); a write to a log
+    deleted while open is a refusal: one INFO line (docs/spec.md §8)."""
+    t, fh = make_log(ops)
+    call(ops.write, fh, 0, b"one\n")
+    call(ops.unlink, t, b"l", Ctx())
+    with caplog.at_level(logging.DEBUG, logger="logfs.fusefs.errors"):
+        assert fuse_errno(ops.lookup, t, b"l", Ctx()) == errno.ENOENT
+        assert fuse_errno(ops.write, fh, 4, b"two\n") == errno.ENOENT
+    levels = {r.getMessage().split("(")[0]: r.levelno for r in caplog.records}
+    assert levels == {"refused lookup": logging.DEBUG, "refused write": logging.INFO}, levels
