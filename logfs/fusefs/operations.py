@@ -49,7 +49,7 @@ from typing import Any, Callable
 import pyfuse3
 import trio
 
-from logfs.core import LogStore
+from logfs.core import Log, LogStore
 from logfs.fusefs.attrs import DirAttrs, log_attributes
 from logfs.fusefs import pyfuse3_features
 from logfs.fusefs.diskio import pread_cached, pread_path, write_out_pages
@@ -63,6 +63,22 @@ FALLBACK_MTIME_GRANULARITY_S = 60.0
 
 PAGE_SIZE = 4096
 SPLIT_WRITE_RESERVE = (1 << 20) + (64 << 10)  # the largest FUSE write, plus index room
+
+
+def segment_paths(lg: Log, a: int, b: int) -> list[str]:
+    """The segment files that hold the log's bytes [max(a, start), b), in order. Calls
+    the store (the trio thread only); raises what ``Log.read_range`` raises."""
+    paths: list[str] = []
+    a = max(a, lg.start_offset)
+    while a < b:
+        ranges = lg.read_range(a, b)  # a bounded number of ranges per call
+        if not ranges:
+            break
+        for r in ranges:
+            if not paths or paths[-1] != r.path:
+                paths.append(r.path)
+            a = r.log_offset + r.length
+    return paths
 
 
 NAME_MAX = 255  # what statfs reports; FUSE itself lets names of up to 1024 bytes through
@@ -552,7 +568,7 @@ class LogfsOperations(pyfuse3.Operations):
         # The thread never touches the store, which is not thread-safe.
         end = lg.end_offset
         if end > lg.start_offset:
-            paths = [r.path for r in lg.read_range(end - 1, end)]
+            paths = segment_paths(lg, end - 1, end)
             await trio.to_thread.run_sync(write_out_pages, paths)
         self._log_of(node).fsync()
 
