@@ -50,6 +50,7 @@ import pyfuse3
 import trio
 
 from logfs.core import Log, LogStore
+from logfs.core.naming import is_user_name
 from logfs.fusefs.attrs import DirAttrs, log_attributes
 from logfs.fusefs import pyfuse3_features
 from logfs.fusefs.diskio import pread_cached, pread_path, write_out_pages
@@ -171,7 +172,7 @@ class LogfsOperations(pyfuse3.Operations):
             return self.store.data_dir
         return os.path.join(self.store.data_dir, node.name)
 
-    def _log_of(self, node: Node):
+    def _log_of(self, node: Node) -> Log:
         if node.kind is not Kind.LOG:
             raise Refused(errno.EISDIR, "a topic is a directory")
         topic, name = self.inodes.path(node)
@@ -261,11 +262,11 @@ class LogfsOperations(pyfuse3.Operations):
         if sname == "..":
             return self._entry(self.inodes[parent.parent])
         if parent.kind is Kind.ROOT:
-            if sname.startswith(".logfs") or not self.store.has_topic(sname):
+            if not is_user_name(sname) or not self.store.has_topic(sname):
                 raise Refused(errno.ENOENT, "no such topic")
             return self._entry(self.inodes.ensure(ROOT_INODE, sname, Kind.TOPIC))
         if parent.kind is Kind.TOPIC:
-            if sname.startswith(".logfs") or not self.store.has_log(parent.name, sname):
+            if not is_user_name(sname) or not self.store.has_log(parent.name, sname):
                 raise Refused(errno.ENOENT, "no such log")
             return self._entry(self.inodes.ensure(parent.ino, sname, Kind.LOG))
         raise Refused(errno.ENOTDIR, "a log is not a directory")
@@ -395,7 +396,7 @@ class LogfsOperations(pyfuse3.Operations):
         names = self._dir_handles.get(fh)
         if names is None or start_id == 0:
             if node.kind is Kind.ROOT:
-                names = [t for t in self.store.topics() if not t.startswith(".logfs")]
+                names = [t for t in self.store.topics() if is_user_name(t)]
             else:
                 names = list(self.store.logs(node.name))
             self._dir_handles[fh] = names
