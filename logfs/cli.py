@@ -157,7 +157,8 @@ def cmd_mount(args) -> int:
 
 def _daemonize_mount(data: str, mountpoint: str, opts) -> int:
     """Fork: the child mounts and reports readiness over a pipe; the parent waits."""
-    from logfs.fusefs.mount import MountError, run_mount
+    from logfs.fusefs.control import control_dir
+    from logfs.fusefs.mount import LOG_FILE, MountError, run_mount
     r, w = os.pipe()  # both ends close-on-exec: fusermount3 children don't hold them
     sys.stdout.flush()
     sys.stderr.flush()
@@ -171,7 +172,7 @@ def _daemonize_mount(data: str, mountpoint: str, opts) -> int:
         if not answer:
             os.waitpid(pid, os.WNOHANG)
             answer = (f"the daemon exited before the mount was ready; see "
-                      f"{os.path.join(data, '.logfs', 'daemon.log')}")
+                      f"{os.path.join(control_dir(data), LOG_FILE)}")
         return _die(answer)
 
     # child: the daemon
@@ -184,7 +185,7 @@ def _daemonize_mount(data: str, mountpoint: str, opts) -> int:
         os.dup2(devnull, 1)
         os.close(devnull)
         _configure_logging(data, to_stderr=False, debug=opts.debug)
-        logfile = os.open(os.path.join(data, ".logfs", "daemon.log"),
+        logfile = os.open(os.path.join(control_dir(data), LOG_FILE),
                           os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         os.dup2(logfile, 2)  # C-level errors and stray tracebacks go to the log
         os.close(logfile)
@@ -229,9 +230,10 @@ def _add_umount(sub) -> None:
 
 
 def _daemon_pid(data: str) -> int | None:
+    from logfs.fusefs.control import control_dir
     from logfs.fusefs.mount import PID_FILE
     try:
-        with open(os.path.join(data, ".logfs", PID_FILE)) as f:
+        with open(os.path.join(control_dir(data), PID_FILE)) as f:
             return int(f.read().strip())
     except (OSError, ValueError):
         return None

@@ -9,6 +9,16 @@ placeholders that h11's ``send_with_data_passthrough`` hands back untouched and
 :meth:`HttpConnection.send_file` turns into ``os.sendfile`` on the non-blocking
 socket, waiting in ``trio.lowlevel.wait_writable`` while it is full (at most
 ``send_timeout_s``: a client that accepts nothing that long is dropped).
+
+Errors: :meth:`HttpConnection.dispatch` runs each request inside the exporter's one
+storage error boundary (errors.py), so the storage core's exceptions arrive in
+:meth:`HttpConnection.handle` as HttpErrors: answered with their status while no
+response has started, and ending the connection (a body cut short, one warning
+line) once one has. Anything else is a bug: logged with its traceback, 500.
+
+The connection knows the server only through :class:`SharedState`, a small
+``typing.Protocol`` (server.ExporterServer is one), so this module does not import
+server.py.
 """
 
 from __future__ import annotations
@@ -21,26 +31,27 @@ import socket as _stdsocket
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import h11
 import trio
 
-from logfs.core import StorageError
+from logfs.core import LogStore, StorageError
 
-from .planner import check_topic, describe_log, now_ms, open_reachable_log, plan_log_read
-from .protocol import (REASONS, FileSlice, HttpError, Route, check_auth, check_request_head,
-                       error_response, json_response, parse_target, request_head_error,
-                       text_response)
+from .errors import storage_errors_as_http
+from .inotify import DirectoryWatcher
+from .listing import describe_all, describe_topic
+from .metrics import ExporterMetrics
+from .planner import now_ms, open_reachable_log, plan_log_read
+from .protocol import (REASONS, FileSlice, HttpError, Limits, Route, check_auth,
+                       check_request_head, error_response, json_response, parse_target,
+                       request_head_error, text_response)
 from .streaming import ClientGone, send_log
-
-if TYPE_CHECKING:
-    from .server import ExporterServer
 
 logger = logging.getLogger(__name__)
 access_logger = logging.getLogger("logfs.exporter.access")
 
-__all__ = ["HttpConnection", "raw_error"]
+__all__ = ["HttpConnection", "SharedState", "raw_error"]
 
 RECV_SIZE = 65536
 MAX_IGNORED_INPUT = 65536    # bytes a follow client may send before being dropped
@@ -69,10 +80,28 @@ def raw_error(status: int, message: str, extra: list[tuple[bytes, bytes]] = ()) 
     return b"\r\n".join(head) + b"\r\n\r\n" + body
 
 
+class SharedState(Protocol):
+    """What every connection shares (server.ExporterServer is one)."""
+
+    store: LogStore
+    limits: Limits
+    token: bytes | None
+    metrics: ExporterMetrics
+    watcher: DirectoryWatcher
+
+    def render_metrics(self) -> bytes:
+        """The Prometheus text of ``GET /metrics``."""
+
+
+# refusals after which the connection closes (the request may not have been read whole,
+# or a storage failure may persist)
+_CLOSE_AFTER = frozenset({405, 408, 413, 414, 431, 500, 505})
+
+
 class HttpConnection:
     """One client connection: h11 state plus the raw non-blocking socket."""
 
-    def __init__(self, server: "ExporterServer", sock: trio.socket.SocketType, client: str) -> None:
+    def __init__(self, server: SharedState, sock: trio.socket.SocketType, client: str) -> None:
         self.server = server
         self.sock = sock
         self.client = client
@@ -118,7 +147,8 @@ class HttpConnection:
             self.metrics.other_bytes_sent += n
 
     async def send_file(self, piece: FileSlice) -> None:
-        """sendfile *piece* to the socket, waiting while the socket is full."""
+        """sendfile *piece* to the socket, waiting while the socket is full. Raises
+        ClientGone; StorageError or OSError if the segment file fails."""
         fd = self.sock.fileno()
         offset, remaining = piece.position, piece.length
         while remaining:
@@ -133,7 +163,7 @@ class HttpConnection:
             except OSError as exc:
                 if exc.errno in (errno.EPIPE, errno.ECONNRESET, errno.ENOTCONN, errno.ESHUTDOWN):
                     raise ClientGone(str(exc)) from None
-                raise
+                raise  # the segment file's error: for the storage error boundary
             if n == 0:
                 raise StorageError(f"segment file ended early at {offset} (sendfile returned 0)")
             self.metrics.sendfile_calls += 1
@@ -149,7 +179,9 @@ class HttpConnection:
             else:
                 await trio.lowlevel.checkpoint()  # let other clients run between calls
 
-    async def send_event(self, event: h11._events.Event) -> None:
+    async def send_event(self, event: h11.Event) -> None:
+        """Send one h11 event: bytes with send, FileSlice placeholders with sendfile.
+        Raises ClientGone; StorageError or OSError if a segment file fails."""
         pieces = self.conn.send_with_data_passthrough(event)
         pending: list[bytes] = []
         for piece in pieces or ():
@@ -249,7 +281,7 @@ class HttpConnection:
                 try:
                     request = await self.read_request()
                 except HttpError as err:
-                    await self._refuse_raw(err)
+                    await self.refuse_raw(err)
                     return
                 if request is None:
                     return
@@ -262,7 +294,8 @@ class HttpConnection:
         finally:
             await self.close()
 
-    async def _refuse_raw(self, err: HttpError) -> None:
+    async def refuse_raw(self, err: HttpError) -> None:
+        """Answer *err* with a raw ``Connection: close`` response (no h11 request)."""
         ex = Exchange(self.client, started=time.monotonic(), status=err.status)
         try:
             await self.send_bytes(raw_error(err.status, err.message, err.headers))
@@ -312,10 +345,15 @@ class HttpConnection:
                 keep = await self.dispatch(request, route)
                 ex.complete = True
             except HttpError as err:
-                ex.status = err.status
                 if self.conn.our_state is not h11.SEND_RESPONSE:
-                    return False  # the response had started: nothing to do but close
-                close = err.status in (405, 408, 413, 414, 431, 505) or self.conn.their_state is not h11.DONE
+                    # the response had started: nothing to do but close, short
+                    logger.warning("%s %s from %s: response cut short: %s", ex.method, ex.path,
+                                   self.client, err.message)
+                    return False
+                ex.status = err.status
+                if err.status >= 500:
+                    logger.warning("%s %s from %s: %s", ex.method, ex.path, self.client, err.message)
+                close = err.status in _CLOSE_AFTER or self.conn.their_state is not h11.DONE
                 response, body = error_response(err, close=close)
                 await self.send_body(response, body, request.method == b"HEAD")
                 ex.complete = True
@@ -323,13 +361,6 @@ class HttpConnection:
             except ClientGone:
                 ex.status = ex.status or 499
                 raise
-            except (StorageError, OSError) as exc:  # the disk, not a bug: no traceback
-                logger.warning("%s %s from %s: storage error: %s", ex.method, ex.path, self.client, exc)
-                ex.status = 500
-                if self.conn.our_state is h11.SEND_RESPONSE:
-                    response, body = error_response(HttpError(500, f"storage error: {exc}"), close=True)
-                    await self.send_body(response, body, False)
-                return False
             except Exception:
                 logger.exception("%s %s from %s failed", ex.method, ex.path, self.client)
                 ex.status = 500
@@ -344,29 +375,32 @@ class HttpConnection:
             self.exchange = None
 
     async def dispatch(self, request: h11.Request, route: Route) -> bool:
+        """Answer a routed request; False if the connection must close afterwards.
+        The storage error boundary: every storage error inside becomes an HttpError.
+        Raises HttpError and ClientGone."""
         head_only = request.method == b"HEAD"
         ex = self.exchange
         store = self.server.store
-        if route.kind == "log":
-            log = open_reachable_log(store, route.topic, route.log)
-            range_header = None
-            for name, value in request.headers:
-                if name == b"range":
-                    range_header = value
-            plan = plan_log_read(log, route.query, range_header, now_ms())
-            ex.status = plan.status
-            await send_log(self, plan, head_only)
-            # a follow stream read (and dropped) whatever the client sent meanwhile
-            return head_only or plan.end is not None
-        if route.kind == "metrics":
-            response, body = text_response(self.server.render_metrics(),
-                                           b"text/plain; version=0.0.4; charset=utf-8")
-        elif route.kind == "topic":
-            names = check_topic(store, route.topic)
-            logs = [describe_log(open_reachable_log(store, route.topic, n)) for n in names]
-            response, body = json_response({"topic": route.topic, "logs": logs})
-        else:
-            response, body = json_response({"topics": self.server.describe_all()})
+        with storage_errors_as_http() as boundary:
+            if route.kind == "log":
+                log = boundary.log = open_reachable_log(store, route.topic, route.log)
+                range_header = None
+                for name, value in request.headers:
+                    if name == b"range":
+                        range_header = value
+                plan = plan_log_read(log, route.query, range_header, now_ms())
+                ex.status = plan.status
+                await send_log(self, plan, head_only, self.server.watcher)
+                # a follow stream read (and dropped) whatever the client sent meanwhile
+                return head_only or plan.end is not None
+            if route.kind == "metrics":
+                response, body = text_response(self.server.render_metrics(),
+                                               b"text/plain; version=0.0.4; charset=utf-8")
+            elif route.kind == "topic":
+                logs = describe_topic(store, route.topic)
+                response, body = json_response({"topic": route.topic, "logs": logs})
+            else:
+                response, body = json_response({"topics": describe_all(store)})
         ex.status = response.status_code
         await self.send_body(response, body, head_only)
         return True

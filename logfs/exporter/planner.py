@@ -1,7 +1,11 @@
 """From a routed request to a plan over the storage core: which log, which bytes,
 which status and headers. Synchronous: calls the core's reader view (stats, index
 lookups, at most a short scan for a record boundary) but never touches a socket and
-never reads the body bytes; the server sends ``[start, end)`` with sendfile.
+never reads the body bytes; streaming.py sends ``[start, end)`` with sendfile.
+
+What the planner refuses on its own it raises as HttpError; what the core raises
+(a log deleted meanwhile, a missing segment) it lets through, to the caller's error
+boundary (errors.py).
 
 Offsets in ``Range``/``Content-Range`` are the log's byte offsets: they never change,
 so ``Content-Range: bytes a-b/END`` has the log's end offset as the complete length,
@@ -23,14 +27,15 @@ import os
 import stat
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
 
-from logfs.core import DataGap, Log, LogStore, NotFound, OffsetOutOfRange, StorageError
+from logfs.core import Log, LogStore
 
+from .errors import below_start, beyond_end
 from .protocol import HttpError, base_headers
 from .query import BadRequest, ByteRange, LogQuery, parse_byte_range, parse_log_query
 
-__all__ = ["LogPlan", "now_ms", "plan_log_read", "describe_log", "open_reachable_log", "until_position"]
+__all__ = ["LogPlan", "is_real_dir", "now_ms", "open_reachable_log", "plan_log_read",
+           "until_position"]
 
 LOG_CONTENT_TYPE = b"text/plain; charset=utf-8"
 
@@ -45,12 +50,7 @@ class LogPlan:
     log: Log
     start: int
     end: int | None
-    follow: bool = False
     until_ms: int | None = None
-
-    @property
-    def length(self) -> int | None:
-        return None if self.end is None else self.end - self.start
 
 
 def now_ms() -> int:
@@ -59,7 +59,8 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def _is_real_dir(path: str) -> bool:
+def is_real_dir(path: str) -> bool:
+    """True if *path* is a directory and not a symlink (lstat). Does not raise."""
     try:
         st = os.lstat(path)
     except OSError:
@@ -69,70 +70,16 @@ def _is_real_dir(path: str) -> bool:
 
 def open_reachable_log(store: LogStore, topic: str, name: str) -> Log:
     """The log ``topic/name`` if it exists inside DATA as a real directory (no
-    symlinks on the way). HttpError(404) otherwise."""
-    data = store.data_dir
-    tdir = os.path.join(data, topic)
+    symlinks on the way). HttpError(404) otherwise; the core's NotFound if it went
+    away meanwhile."""
+    tdir = os.path.join(store.data_dir, topic)
     ldir = os.path.join(tdir, name)
     # topic and name are single path components, never "." or ".." (protocol.py);
     # lstat says both are directories, not symlinks: so ldir is DATA/topic/name for
     # real, and no realpath (a stat per path component) is needed
-    if not (_is_real_dir(tdir) and _is_real_dir(ldir)):
+    if not (is_real_dir(tdir) and is_real_dir(ldir)):
         raise HttpError(404, f"no such log {topic}/{name}")
-    try:
-        return store.log(topic, name)
-    except NotFound:
-        raise HttpError(404, f"no such log {topic}/{name}") from None
-
-
-def check_topic(store: LogStore, topic: str) -> list[str]:
-    tdir = os.path.join(store.data_dir, topic)
-    if not _is_real_dir(tdir):
-        raise HttpError(404, f"no such topic {topic}")
-    try:
-        return [n for n in store.logs(topic) if _is_real_dir(os.path.join(tdir, n))]
-    except NotFound:
-        raise HttpError(404, f"no such topic {topic}") from None
-    except (OSError, StorageError) as exc:  # e.g. a directory we may not read
-        raise HttpError(500, f"cannot list topic {topic}: {exc}") from None
-
-
-def _iso(ms: int | None) -> str | None:
-    if ms is None:
-        return None
-    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def describe_log(log: Log) -> dict:
-    """The figures a client needs to read a log (GET / and GET /<topic>)."""
-    last = log.last_append_ms
-    return {
-        "topic": log.topic,
-        "log": log.name,
-        "start_offset": log.start_offset,
-        "end_offset": log.end_offset,
-        "records": log.records,
-        "start_record": log.start_record,
-        "segments": log.segment_count,
-        "last_append_ms": last,
-        "last_append": _iso(last),
-    }
-
-
-def _too_early(log: Log, what: str) -> HttpError:
-    start, end = log.start_offset, log.end_offset
-    return HttpError(416, f"{what} is below the log start: data begins at offset {start} "
-                          f"(record {log.start_record}); the log ends at offset {end}",
-                     [(b"content-range", f"bytes */{end}".encode()),
-                      (b"logfs-start-offset", str(start).encode()),
-                      (b"logfs-end-offset", str(end).encode())])
-
-
-def _beyond_end(log: Log, what: str) -> HttpError:
-    end = log.end_offset
-    return HttpError(416, f"{what} is beyond the log end {end}",
-                     [(b"content-range", f"bytes */{end}".encode()),
-                      (b"logfs-start-offset", str(log.start_offset).encode()),
-                      (b"logfs-end-offset", str(end).encode())])
+    return store.log(topic, name)
 
 
 def since_position(log: Log, t_ms: int) -> int:
@@ -151,15 +98,12 @@ def _start_for(log: Log, q: LogQuery) -> int:
     end = log.end_offset
     if q.offset is not None:
         if q.offset < start:
-            raise _too_early(log, f"offset {q.offset}")
+            raise below_start(log, f"offset {q.offset}")
         if q.offset > end:
-            raise _beyond_end(log, f"offset {q.offset}")
+            raise beyond_end(log, f"offset {q.offset}")
         return q.offset
     if q.record is not None:
-        try:
-            return log.record_position(q.record)
-        except OffsetOutOfRange:
-            raise _too_early(log, f"record {q.record}") from None
+        return log.record_position(q.record)  # OffsetOutOfRange below the start: 416
     if q.since_ms is not None:
         return since_position(log, q.since_ms)
     if q.last is not None:
@@ -182,7 +126,9 @@ def _log_headers(log: Log, body_offset: int) -> list[tuple[bytes, bytes]]:
 
 def plan_log_read(log: Log, query: bytes, range_header: bytes | None, now_ms: int) -> LogPlan:
     """Decide status, headers and byte span for ``GET /<topic>/<log>``. Raises
-    HttpError (400 malformed, 416 outside the retained data, 500 storage failure)."""
+    HttpError (400 malformed, 416 outside the retained data) and what the core raises
+    (for the caller's boundary, errors.py). A ``Range`` naming several ranges is
+    ignored: the whole log, 200 (RFC 9110 lets a server ignore Range)."""
     try:
         q = parse_log_query(query, now_ms)
         brange = parse_byte_range(range_header) if range_header is not None else None
@@ -190,30 +136,23 @@ def plan_log_read(log: Log, query: bytes, range_header: bytes | None, now_ms: in
         raise HttpError(400, str(exc)) from None
     if brange is not None and (q.has_start or q.follow or q.until_ms is not None):
         raise HttpError(400, "Range cannot be combined with offset, record, since, last, until or follow")
-    try:
-        with log.pinned():  # one view of the log for the whole plan (no await inside)
-            if brange is not None:
-                return _plan_range(log, brange)
-            start = _start_for(log, q)
-            if q.until_ms is not None:
-                if q.follow and q.until_ms > now_ms:
-                    end_at = None  # stream until the clock passes until
-                else:
-                    end_at = max(start, until_position(log, q.until_ms))
+    with log.pinned():  # one view of the log for the whole plan (no await inside)
+        if brange is not None:
+            return _plan_range(log, brange)
+        start = _start_for(log, q)
+        if q.until_ms is not None:
+            if q.follow and q.until_ms > now_ms:
+                end_at = None  # stream until the clock passes until
             else:
-                end_at = None if q.follow else log.end_offset
-            headers = _log_headers(log, start)
-        if end_at is not None:
-            headers.append((b"content-length", str(end_at - start).encode()))
+                end_at = max(start, until_position(log, q.until_ms))
         else:
-            headers += [(b"cache-control", b"no-store"), (b"x-accel-buffering", b"no")]
-        return LogPlan(200, headers, log, start, end_at, follow=end_at is None, until_ms=q.until_ms)
-    except OffsetOutOfRange:
-        raise _too_early(log, "the requested position") from None
-    except DataGap as exc:
-        raise HttpError(500, f"data missing in {log.topic}/{log.name}: {exc}") from None
-    except StorageError as exc:
-        raise HttpError(500, f"storage error reading {log.topic}/{log.name}: {exc}") from None
+            end_at = None if q.follow else log.end_offset
+        headers = _log_headers(log, start)
+    if end_at is not None:
+        headers.append((b"content-length", str(end_at - start).encode()))
+    else:
+        headers += [(b"cache-control", b"no-store"), (b"x-accel-buffering", b"no")]
+    return LogPlan(200, headers, log, start, end_at, until_ms=q.until_ms)
 
 
 def _plan_range(log: Log, r: ByteRange) -> LogPlan:
@@ -221,18 +160,15 @@ def _plan_range(log: Log, r: ByteRange) -> LogPlan:
     if r.suffix is not None:
         a, b = max(start, end - r.suffix), end
         if r.suffix == 0 or a >= end:
-            raise _beyond_end(log, f"range bytes=-{r.suffix}")
+            raise beyond_end(log, f"range bytes=-{r.suffix}")
     else:
         a = r.first
         b = end if r.last is None else min(end, r.last + 1)
         if a < start:
-            raise _too_early(log, f"range start {a}")
+            raise below_start(log, f"range start {a}")
         if a >= end:
-            raise _beyond_end(log, f"range start {a}")
+            raise beyond_end(log, f"range start {a}")
     headers = _log_headers(log, a)
     headers += [(b"content-range", f"bytes {a}-{b - 1}/{end}".encode()),
                 (b"content-length", str(b - a).encode())]
     return LogPlan(206, headers, log, a, b)
-
-
-__all__ += ["check_topic"]

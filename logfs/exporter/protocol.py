@@ -1,34 +1,34 @@
 """The exporter's HTTP protocol, without I/O: request targets to routes, the
 safety rules on paths, authentication, limits, and the responses' heads.
 
-The trio server (server.py) feeds bytes to an :class:`h11.Connection` and asks this
+The connection (connection.py) feeds bytes to an :class:`h11.Connection` and asks this
 module what each request means; every refusal is an :class:`HttpError` carrying the
 status and a one-line message for the client.
 
-Path rules (SPEC section 9: nothing outside DATA is reachable): the target must be
-origin-form (``/...``); it is split on ``/`` *before* percent-decoding, and each
-decoded segment must be a valid logfs name: not empty, ``.``, ``..``, not containing
-``/`` or NUL, valid UTF-8, not logfs's own reserved ``.logfs*``. Anything else is 400
-(malformed) or 404 (no such topic/log). Existence and the no-symlink rule are then
-checked against DATA by the caller (planner.py).
+Path rules (nothing outside DATA is reachable: docs/spec.md#9-the-exporter): the
+target must be origin-form (``/...``); it is split on ``/`` *before* percent-decoding,
+and each decoded segment must be a valid logfs name: not empty, ``.``, ``..``, not
+containing ``/`` or NUL, valid UTF-8, not logfs's own reserved ``.logfs*``. Anything
+else is 400 (malformed) or 404 (no such topic/log). Existence and the no-symlink rule
+are then checked against DATA by the caller (planner.py).
 """
 
 from __future__ import annotations
 
 import hmac
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from urllib.parse import unquote_to_bytes
 
 import h11
 
-from .query import BadRequest
+from logfs.core.naming import RESERVED_PREFIX
 
-__all__ = ["FileSlice", "HttpError", "Limits", "Route", "check_auth", "error_response",
-           "json_response", "parse_target", "request_head_error", "REASONS"]
+__all__ = ["FileSlice", "HttpError", "Limits", "Route", "base_headers", "check_auth",
+           "check_request_head", "error_response", "json_response", "parse_target",
+           "request_head_error", "text_response", "REASONS"]
 
 SERVER_NAME = b"logfs-exporter"
-RESERVED_PREFIX = ".logfs"
 
 REASONS = {200: b"OK", 206: b"Partial Content", 400: b"Bad Request", 401: b"Unauthorized",
            404: b"Not Found", 405: b"Method Not Allowed", 408: b"Request Timeout",
@@ -199,11 +199,6 @@ class FileSlice:
     position: int
     length: int
     log_offset: int = 0
-    owned: bool = field(default=True)
 
     def __len__(self) -> int:
         return self.length
-
-
-def translate_bad_request(exc: BadRequest) -> HttpError:
-    return HttpError(400, str(exc))

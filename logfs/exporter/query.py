@@ -146,9 +146,11 @@ def parse_log_query(query: bytes, now_ms: int) -> LogQuery:
     )
 
 
-def parse_byte_range(value: bytes) -> ByteRange:
-    """Parse a ``Range`` header value. Raises BadRequest for syntax errors; a
-    header naming several ranges raises BadRequest too (not supported)."""
+def parse_byte_range(value: bytes) -> ByteRange | None:
+    """Parse a ``Range`` header value. Raises BadRequest for syntax errors. A header
+    naming several ranges gives None: the exporter does not serve
+    multipart/byteranges, and RFC 9110 (section 14.2) lets a server ignore Range and
+    send the whole representation with 200, which is what the caller then does."""
     try:
         text = value.decode("ascii").strip()
     except UnicodeDecodeError:
@@ -158,7 +160,7 @@ def parse_byte_range(value: bytes) -> ByteRange:
         raise BadRequest(f"unsupported Range {text!r}: only bytes=first-last")
     spec = spec.strip()
     if "," in spec:
-        raise BadRequest("multiple ranges are not supported: ask for one range")
+        return None
     first, dash, last = spec.partition("-")
     first, last = first.strip(), last.strip()
     if not dash or (first and not _INT.match(first)) or (last and not _INT.match(last)):

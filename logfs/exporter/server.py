@@ -5,7 +5,9 @@ Theory of operation (the whole package): each accepted socket gets one task
 (connection.py) that reads a request under a deadline, routes it (protocol.py),
 plans the bytes over the core's reader view (planner.py) and sends them with
 ``os.sendfile`` (streaming.py): no segment byte enters Python memory. Followers
-sleep until inotify reports a change in their log's directory (inotify.py).
+sleep until inotify reports a change in their log's directory (inotify.py). The
+storage core's exceptions are turned into HTTP answers in one place (errors.py),
+around each request's dispatch.
 
 Bounded cost per client: the head is limited (431/414), its arrival is timed
 (``request_timeout_s``), a client that accepts no bytes for ``send_timeout_s`` is
@@ -23,12 +25,12 @@ import socket as _stdsocket
 
 import trio
 
-from logfs.core import LogStore, StorageError, open_log_store
+from logfs.core import LogStore, open_log_store
 
 from .connection import HttpConnection
 from .inotify import DirectoryWatcher
+from .listing import log_gauges
 from .metrics import ExporterMetrics
-from .planner import check_topic, describe_log, open_reachable_log
 from .protocol import HttpError, Limits
 from .streaming import FOLLOW_FALLBACK_S, ClientGone
 
@@ -48,45 +50,12 @@ class ExporterServer:
         self.watcher = DirectoryWatcher(FOLLOW_FALLBACK_S)
         self.rejecting = 0
 
-    def describe_all(self) -> list[dict]:
-        """Every reachable topic and log; one that cannot be read is left out (and
-        logged), never a failure of the whole listing."""
-        out = []
-        for topic in self.store.topics():
-            try:
-                names = check_topic(self.store, topic)
-            except HttpError as err:
-                if err.status != 404:
-                    logger.warning("listing: %s", err.message)
-                continue
-            logs = []
-            for name in names:
-                try:
-                    logs.append(describe_log(open_reachable_log(self.store, topic, name)))
-                except HttpError:
-                    continue
-                except (OSError, StorageError) as exc:
-                    logger.warning("listing: cannot describe %s/%s: %s", topic, name, exc)
-            out.append({"topic": topic, "logs": logs})
-        return out
-
     def render_metrics(self) -> bytes:
+        """The Prometheus text of ``GET /metrics``: the counters and every log's gauges.
+        Raises the core's errors if DATA cannot be listed at all."""
         self.metrics.inotify_events = self.watcher.events
         self.metrics.inotify_watches = self.watcher.watch_count
-        logs = []
-        for topic in self.store.topics():
-            try:
-                names = check_topic(self.store, topic)
-            except HttpError:
-                continue
-            for name in names:
-                try:
-                    log = open_reachable_log(self.store, topic, name)
-                    logs.append({"topic": topic, "log": name, "start_offset": log.start_offset,
-                                 "end_offset": log.end_offset, "segments": log.segment_count})
-                except (HttpError, OSError, StorageError):
-                    continue
-        return self.metrics.render(logs)
+        return self.metrics.render(log_gauges(self.store))
 
     async def handle(self, sock: trio.socket.SocketType, peer) -> None:
         client = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
@@ -112,7 +81,7 @@ class ExporterServer:
                     await conn.read_request()
                 except HttpError:
                     pass
-            await conn._refuse_raw(HttpError(503, f"too many connections (limit "
+            await conn.refuse_raw(HttpError(503, f"too many connections (limit "
                                                   f"{self.limits.max_connections}); retry later",
                                              [(b"retry-after", b"1")]))
         except ClientGone:

@@ -1,6 +1,10 @@
 """Sending a log's bytes: a fixed span (Content-Length) or a follow stream
 (chunked), each piece a :class:`FileSlice` sent with sendfile by the connection.
 
+Streaming talks to the connection only through :class:`BodySink`, a small
+``typing.Protocol`` (h11 events out, TCP_CORK, the socket's close), so this module
+imports nothing of connection.py.
+
 The core's descriptors are valid only until the next call into the store, and other
 tasks call into the store while this one waits for its socket, so every slice is
 ``os.dup``-ed before the first await and closed once sent.
@@ -8,31 +12,34 @@ tasks call into the store while this one waits for its socket, so every slice is
 A follower loops: send what the log holds past its position, then wait until the
 writer publishes a new end (its checkpoint write, seen through inotify: inotify.py)
 or the log's directory changes, at most ``FOLLOW_FALLBACK_S``; a second task watches
-the socket so a client that closes or resets ends the stream at once.
+the socket so a client that closes or resets ends the stream at once. The stream
+ends normally (the final chunk) when the log is deleted or renamed, or once the
+clock passes ``until``.
+
+Storage errors are not caught here: they reach the connection's error boundary,
+which closes a response already under way without its final chunk (errors.py). A
+follower that falls behind retention is one of them (OffsetOutOfRange): the client
+must see an error, not a complete log.
 """
 
 from __future__ import annotations
 
-import logging
 import os
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING
+from typing import AsyncIterator, Protocol
 
 import h11
 import trio
 
-from logfs.core import NotFound, OffsetOutOfRange, StorageError
+from logfs.core import NotFound, StorageError
 from logfs.core.naming import CHECKPOINT_FILE
 
+from .inotify import DirectoryWatcher
+from .metrics import ExporterMetrics
 from .planner import LogPlan, now_ms, until_position
 from .protocol import REASONS, FileSlice
 
-if TYPE_CHECKING:
-    from .connection import HttpConnection
-
-logger = logging.getLogger(__name__)
-
-__all__ = ["ClientGone", "send_log", "send_span", "follow"]
+__all__ = ["BodySink", "ClientGone", "FOLLOW_FALLBACK_S", "follow", "send_log", "send_span"]
 
 FOLLOW_FALLBACK_S = 1.0      # a follower re-checks at least this often without events
 
@@ -41,9 +48,25 @@ class ClientGone(Exception):
     """The client closed, reset, or stopped reading for too long."""
 
 
-async def send_span(conn: "HttpConnection", plan: LogPlan, a: int, b: int) -> int:
+class BodySink(Protocol):
+    """What streaming needs of a connection (connection.HttpConnection is one)."""
+
+    gone: bool                  # the client closed or reset
+    metrics: ExporterMetrics
+
+    async def send_event(self, event: h11.Event) -> None:
+        """Send one h11 event; FileSlice data goes out with sendfile. Raises ClientGone."""
+
+    def set_cork(self, on: bool) -> None:
+        """TCP_CORK on (hold partial segments) or off (send what is held, now)."""
+
+    async def watch_for_close(self, cancel_scope: trio.CancelScope) -> None:
+        """Return (after cancelling *cancel_scope*) once the client closes or resets."""
+
+
+async def send_span(conn: BodySink, plan: LogPlan, a: int, b: int) -> int:
     """Send the log's bytes [a, b) as body data; returns where it stopped (b, or
-    less if the log ends earlier)."""
+    less if the log ends earlier). Raises ClientGone and the core's errors."""
     log = plan.log
     while a < b:
         ranges = log.read_range(a, b)
@@ -60,12 +83,12 @@ async def send_span(conn: "HttpConnection", plan: LogPlan, a: int, b: int) -> in
     return a
 
 
-async def send_log(conn: "HttpConnection", plan: LogPlan, head_only: bool) -> None:
+async def send_log(conn: BodySink, plan: LogPlan, head_only: bool, watcher: DirectoryWatcher) -> None:
     """The response to a log GET or HEAD. The socket is corked (TCP_CORK, nginx's
     ``tcp_nopush``) while the head and a fixed body go out, so the kernel sends full
     segments only (measured: about a fifth less CPU per GiB than TCP_NODELAY alone),
     and uncorked at the end of the body and after each piece of a follow stream, so
-    nothing waits in the socket."""
+    nothing waits in the socket. Raises ClientGone and the core's errors."""
     conn.set_cork(True)
     try:
         await conn.send_event(h11.Response(status_code=plan.status, headers=plan.headers,
@@ -74,35 +97,29 @@ async def send_log(conn: "HttpConnection", plan: LogPlan, head_only: bool) -> No
             await conn.send_event(h11.EndOfMessage())
             return
         if plan.end is None:
-            await follow(conn, plan)
+            await follow(conn, plan, watcher)
             return
-        try:
-            reached = await send_span(conn, plan, plan.start, plan.end)
-        except (OffsetOutOfRange, StorageError) as exc:
-            logger.warning("%s: body of %s/%s cut short: %s", conn.client, plan.log.topic,
-                           plan.log.name, exc)
-            raise ClientGone("body cut short") from None
+        reached = await send_span(conn, plan, plan.start, plan.end)
         if reached != plan.end:
-            logger.warning("%s: %s/%s ended at %d before the planned %d", conn.client,
-                           plan.log.topic, plan.log.name, reached, plan.end)
-            raise ClientGone("body cut short")
+            raise StorageError(f"{plan.log.topic}/{plan.log.name} ended at {reached}, before "
+                               f"the planned {plan.end}")
         await conn.send_event(h11.EndOfMessage())
     finally:
         conn.set_cork(False)
 
 
-async def follow(conn: "HttpConnection", plan: LogPlan) -> None:
+async def follow(conn: BodySink, plan: LogPlan, watcher: DirectoryWatcher) -> None:
     """Stream the log from plan.start as it grows, until the client leaves, the
-    log is deleted, or (with until) the clock passes until."""
+    log is deleted, or (with until) the clock passes until. Raises ClientGone and the
+    core's errors (OffsetOutOfRange once retention deleted what it was sending)."""
     log = plan.log
-    watcher = conn.server.watcher
     watched = watcher.subscribe(log.directory, CHECKPOINT_FILE)
     conn.metrics.streams_open += 1
     conn.metrics.inotify_watches = watcher.watch_count
     pos = plan.start
-    finished = behind = False
+    finished = False
     try:
-        async with _client_gone_unwrapped(), trio.open_nursery() as nursery:
+        async with _single_exceptions(), trio.open_nursery() as nursery:
             nursery.start_soon(conn.watch_for_close, nursery.cancel_scope)
             generation = watched.generation
             while True:
@@ -115,15 +132,7 @@ async def follow(conn: "HttpConnection", plan: LogPlan) -> None:
                     end = min(end, max(pos, until_position(log, plan.until_ms)))
                 if end > pos:
                     conn.set_cork(True)
-                    try:
-                        pos = await send_span(conn, plan, pos, end)
-                    except OffsetOutOfRange:
-                        # end without the final chunk: the client must see an error,
-                        # not a complete log
-                        logger.warning("%s: follower of %s/%s fell behind retention at %d",
-                                       conn.client, log.topic, log.name, pos)
-                        behind = True
-                        break
+                    pos = await send_span(conn, plan, pos, end)
                 if until_passed or watched.gone or not os.path.isdir(log.directory):
                     break
                 delay = FOLLOW_FALLBACK_S
@@ -137,18 +146,21 @@ async def follow(conn: "HttpConnection", plan: LogPlan) -> None:
         watcher.unsubscribe(watched)
         conn.metrics.streams_open -= 1
         conn.metrics.inotify_watches = watcher.watch_count
-    if conn.gone or not finished or behind:
-        raise ClientGone("follower left or fell behind")
+    if conn.gone or not finished:
+        raise ClientGone("follower left")
     await conn.send_event(h11.EndOfMessage())
 
 
 @asynccontextmanager
-async def _client_gone_unwrapped():
-    """A nursery wraps what its tasks raise in an ExceptionGroup; a ClientGone
-    alone comes out as itself."""
+async def _single_exceptions() -> AsyncIterator[None]:
+    """A nursery wraps what its tasks raise in an ExceptionGroup; a group of one
+    exception comes out as that exception (a ClientGone, or a storage error for the
+    connection's boundary), a group of ClientGones as one ClientGone."""
     try:
         yield
     except BaseExceptionGroup as group:
+        if len(group.exceptions) == 1 and isinstance(group.exceptions[0], Exception):
+            raise group.exceptions[0] from None
         _gone, rest = group.split(ClientGone)
         if rest is None:
             raise ClientGone("client gone") from None

@@ -2,7 +2,8 @@
 
 Why a socket and not extended attributes: a FUSE filesystem that implements
 ``getxattr`` at all makes the kernel send ``GETXATTR security.capability`` before
-every write, roughly doubling the cost of a small append (FUSE-NOTES). So the mount
+every write, roughly doubling the cost of a small append (docs/fuse.md, "No extended
+attributes", has the figures). So the mount
 answers no xattr calls, and the CLI talks to the daemon over a unix stream socket,
 ``DATA/.logfs/control.sock`` (mode 0600: only the mounting user, or root, can
 change configuration). The CLI finds DATA from the mount's source field in
@@ -33,6 +34,7 @@ from typing import Any, Callable, Iterator, Mapping
 import trio
 
 from logfs.core.config import UNSET, effective_config, parse_config
+from logfs.core.naming import STORE_META_DIR
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +44,9 @@ REQUEST_TIMEOUT_S = 5.0
 
 
 def control_dir(data_dir: str) -> str:
-    return os.path.join(data_dir, ".logfs")
+    """DATA's metadata directory, where the control socket and the daemon's pid and
+    log files live."""
+    return os.path.join(data_dir, STORE_META_DIR)
 
 
 @contextlib.contextmanager

@@ -13,8 +13,12 @@ into a ``FUSEError``. Any other exception escaping a handler would end
 ``pyfuse3.main()`` and kill the mount, so the wrapper catches ``Exception``
 (``trio.Cancelled`` is a ``BaseException`` and passes through).
 
-Every refusal is logged as one line (SPEC §8); lookups of names that do not exist
-are routine and logged at DEBUG only.
+Every refusal is logged as one line (docs/spec.md#8-crashes-and-bad-input). Only
+ENOENT answers to ``lookup`` and ``getattr`` are logged at DEBUG: they say whether
+a name or an inode still exists, which the kernel asks before every create, tools
+probe all the time, and a ``tail -f`` of a deleted log asks once a second. ENOENT
+from any other request (a write or a read on a log deleted while open) refuses
+something and is logged at INFO like every other refusal.
 """
 
 from __future__ import annotations
@@ -55,8 +59,8 @@ CORE_ERRNOS: list[tuple[type[BaseException], int]] = [
     (core_errors.StorageError, errno.EIO),
 ]
 
-# errnos that are answers rather than refusals: not worth a log line at INFO.
-_QUIET = {errno.ENOENT}
+# (request, errno) pairs that are answers rather than refusals: logged at DEBUG only.
+_QUIET = {("lookup", errno.ENOENT), ("getattr", errno.ENOENT)}
 
 
 def errno_for(exc: BaseException) -> int:
@@ -98,7 +102,7 @@ def to_fuse_error(op: str, args: tuple[Any, ...], exc: Exception) -> pyfuse3.FUS
     if isinstance(exc, (Refused, core_errors.StorageError)) and not isinstance(
         exc, core_errors.StorageIOError
     ):
-        level = logging.DEBUG if code in _QUIET else logging.INFO
+        level = logging.DEBUG if (op, code) in _QUIET else logging.INFO
         log.log(level, "refused %s(%s): %s: %s", op, _describe_args(args), name, exc)
     elif isinstance(exc, (OSError, core_errors.StorageIOError)):
         log.warning("%s(%s) failed: %s: %s", op, _describe_args(args), name, exc)

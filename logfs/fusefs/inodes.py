@@ -115,6 +115,3 @@ class InodeTable:
     def logs(self) -> list[Node]:
         """Every live log node (used after maintenance to invalidate caches)."""
         return [n for n in self._nodes.values() if n.kind is Kind.LOG and n.linked]
-
-    def children(self, parent: int) -> list[Node]:
-        return [self._nodes[i] for (p, _), i in self._by_name.items() if p == parent]

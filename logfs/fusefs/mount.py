@@ -5,8 +5,7 @@ fail), mounts with pyfuse3, and runs in one trio nursery:
 
 - ``pyfuse3.main()`` — the FUSE request loop;
 - the control socket (``logfs config|describe|umount``, see control.py);
-- a maintenance timer calling ``store.run_maintenance()`` every
-  ``store.retention_interval_s`` (retention, segment.ms rolls, flush.ms);
+- the maintenance task (maintenance.py: retention, segment.ms rolls, flush.ms);
 - a signal watcher: SIGINT/SIGTERM/SIGHUP -> ``pyfuse3.terminate()``.
 
 When the loop ends (signal, ``fusermount3 -u``, ``logfs umount``) it unmounts with
@@ -31,6 +30,7 @@ from logfs.core.config import CONFIG_KEYS
 from logfs.core.errors import StoreLocked
 from logfs.datadir import DataDirError, check_data_dir
 from logfs.fusefs import control, fastloop, mounts, pyfuse3_features
+from logfs.fusefs.maintenance import Maintenance
 from logfs.fusefs.operations import LogfsOperations
 
 log = logging.getLogger(__name__)
@@ -146,7 +146,8 @@ def _fuse_options(data_dir: str, opts: MountOptions) -> set[str]:
 
 
 def _set_read_ahead(mountpoint: str, kb: int) -> None:
-    """Write the mount's bdi read_ahead_kb (FUSE-NOTES: 1 MiB ~doubles cold reads)."""
+    """Write the mount's bdi read_ahead_kb (docs/fuse.md, "Readahead", has the
+    measurements: the kernel's 128 KiB is the default because it was faster here)."""
     entry = mounts.logfs_mount_at(mountpoint)
     if entry is None:
         return
@@ -233,27 +234,6 @@ async def _watch_signals() -> None:
             pyfuse3.terminate()
 
 
-def _maintenance_interval_s(store) -> float:
-    """store.retention_interval_s, or less if a log's flush.ms asks for more often."""
-    interval = float(store.retention_interval_s)
-    for lg in store.open_logs():
-        flush_ms = lg.config.flush_ms
-        if flush_ms is not None and flush_ms >= 0:
-            interval = min(interval, flush_ms / 1000)
-    return max(0.05, interval)
-
-
-async def _maintain(store, ops: LogfsOperations) -> None:
-    while True:
-        await trio.sleep(_maintenance_interval_s(store))
-        try:
-            for action in store.run_maintenance() or []:
-                log.info("maintenance: %s", action)
-            ops.invalidate_moved_starts()
-        except Exception:  # noqa: BLE001 - maintenance must never end the mount
-            log.exception("maintenance failed; will retry")
-
-
 async def _serve(store, ops: LogfsOperations, opts: MountOptions, mountpoint: str,
                  ready: Callable[[str | None], None]) -> None:
     async with trio.open_nursery() as nursery:
@@ -261,7 +241,7 @@ async def _serve(store, ops: LogfsOperations, opts: MountOptions, mountpoint: st
         nursery.start_soon(_watch_signals)
         await nursery.start(control.serve_control, ops.data_dir,
                             make_control_handler(store, ops, opts, mountpoint))
-        nursery.start_soon(_maintain, store, ops)
+        nursery.start_soon(Maintenance(store, ops).run)
         if opts.read_ahead_kb:
             nursery.start_soon(_set_read_ahead_after_init, mountpoint, opts.read_ahead_kb)
         ready(None)
@@ -321,7 +301,8 @@ def _actions(report: list) -> str:
 def _log_opening(store, data_dir: str) -> None:
     """One line on how DATA was found: a first mount (of an empty or an existing
     directory), a clean restart, or a restart after a crash; a warning only when
-    recovery had something to repair, then one line per action."""
+    recovery had something to repair. The actions themselves are not repeated here:
+    the core's recovery logs each one, once (logfs.core.recovery)."""
     report = list(store.recovery_report or [])
     topics = store.topics()
     n_logs = sum(len(store.logs(t)) for t in topics)
@@ -344,8 +325,6 @@ def _log_opening(store, data_dir: str) -> None:
     else:
         log.info("%s was not shut down cleanly: %s checked, nothing to recover",
                  data_dir, found)
-    for action in report:
-        log.warning("recovery: %s", action)
 
 
 def _run_mount(data_dir, mountpoint, opts, ready) -> int:
@@ -363,7 +342,7 @@ def _run_mount(data_dir, mountpoint, opts, ready) -> int:
         store = open_log_store(data_dir, defaults=opts.defaults)
     except StoreLocked:
         raise MountError(f"{data_dir} is already mounted by another logfs daemon "
-                         f"(see {os.path.join(data_dir, '.logfs', PID_FILE)})") from None
+                         f"(see {os.path.join(control.control_dir(data_dir), PID_FILE)})") from None
     pid_path = os.path.join(control.control_dir(data_dir), PID_FILE)
     mounted = False
     try:

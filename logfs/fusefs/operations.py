@@ -22,6 +22,15 @@ the kernel drop the file's cached pages (with a stock pyfuse3, mtimes are rounde
 to 60 s instead; see docs/fuse.md). Cached pages are dropped on purpose only when
 retention moves a log's start.
 
+A descriptor opened read-write (``O_RDWR``: ``<>``, ``open(..., "a+")``) is served
+with direct I/O, the one way a FUSE daemon has to refuse a shared mapping: the
+kernel answers ``mmap(MAP_SHARED)`` of it with ENODEV. Without that, a writable
+shared mapping lets a process store into the log's cached pages; the write-back is
+refused (EPERM), but the kernel keeps the modified pages, and every reader of the
+mount would see bytes that were never written (docs/fuse.md, "Shared mappings").
+Descriptors opened read-only or write-only (``cat``, ``>>``, ``cp``) keep the page
+cache.
+
 All handlers run in the single trio thread, and only that thread calls the core
 (which is not thread-safe). Appends and reads are page-cache operations and run
 inline. ``fsync`` first writes the active segment's dirty pages from a worker thread
@@ -40,9 +49,11 @@ from typing import Any, Callable
 import pyfuse3
 import trio
 
-from logfs.core import LogStore
+from logfs.core import Log, LogStore
+from logfs.core.naming import is_user_name
 from logfs.fusefs.attrs import DirAttrs, log_attributes
 from logfs.fusefs import pyfuse3_features
+from logfs.fusefs.diskio import pread_cached, pread_path, write_out_pages
 from logfs.fusefs.errors import Refused, fuse_handler
 from logfs.fusefs.inodes import ROOT_INODE, InodeTable, Kind, Node
 
@@ -55,62 +66,20 @@ PAGE_SIZE = 4096
 SPLIT_WRITE_RESERVE = (1 << 20) + (64 << 10)  # the largest FUSE write, plus index room
 
 
-_NOWAIT = getattr(os, "RWF_NOWAIT", 0)
-
-
-def _pread_cached(fd: int, length: int, position: int) -> bytes | bytearray | memoryview:
-    """What of [position, position+length) the page cache holds, without blocking on
-    the disk (preadv2 RWF_NOWAIT); all of it, blocking, where that is unsupported."""
-    global _NOWAIT
-    if not _NOWAIT:
-        return os.pread(fd, length, position)
-    buf = bytearray(length)
-    try:
-        n = os.preadv(fd, [buf], position, _NOWAIT)
-    except BlockingIOError:
-        return b""
-    except OSError as exc:
-        if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL):
-            raise
-        _NOWAIT = 0
-        return os.pread(fd, length, position)
-    return memoryview(buf)[:n] if n < length else buf
-
-
-def _pread_path(path: str, length: int, position: int) -> bytes:
-    """Read a file range by path (worker thread). A segment deleted by retention
-    meanwhile means the range is now below the log start: ENODATA."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except FileNotFoundError:
-        raise Refused(errno.ENODATA, f"{path} was deleted by retention") from None
-    try:
-        out = []
-        while length > 0:
-            chunk = os.pread(fd, length, position)
-            if not chunk:
-                break
-            out.append(chunk)
-            length -= len(chunk)
-            position += len(chunk)
-        return b"".join(out)
-    finally:
-        os.close(fd)
-
-
-def _presync(paths: list[str]) -> None:
-    """fdatasync files by path (worker thread; errors are left to the core's fsync)."""
-    for path in paths:
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        except OSError:
-            continue
-        try:
-            os.fdatasync(fd)
-        except OSError:
-            pass
-        finally:
-            os.close(fd)
+def segment_paths(lg: Log, a: int, b: int) -> list[str]:
+    """The segment files that hold the log's bytes [max(a, start), b), in order. Calls
+    the store (the trio thread only); raises what ``Log.read_range`` raises."""
+    paths: list[str] = []
+    a = max(a, lg.start_offset)
+    while a < b:
+        ranges = lg.read_range(a, b)  # a bounded number of ranges per call
+        if not ranges:
+            break
+        for r in ranges:
+            if not paths or paths[-1] != r.path:
+                paths.append(r.path)
+            a = r.log_offset + r.length
+    return paths
 
 
 NAME_MAX = 255  # what statfs reports; FUSE itself lets names of up to 1024 bytes through
@@ -168,6 +137,7 @@ class LogfsOperations(pyfuse3.Operations):
             "cache_invalidations": 0,
         }
         self._dir_handles: dict[int, list[str] | None] = {}
+        self._rdwr_noted: set[int] = set()  # logs whose read-write open was logged
         self._dir_inode: dict[int, int] = {}
         self._next_dir_fh = itertools.count(1 << 40)
         self.dir_attrs = DirAttrs(self._dir_path)
@@ -202,7 +172,7 @@ class LogfsOperations(pyfuse3.Operations):
             return self.store.data_dir
         return os.path.join(self.store.data_dir, node.name)
 
-    def _log_of(self, node: Node):
+    def _log_of(self, node: Node) -> Log:
         if node.kind is not Kind.LOG:
             raise Refused(errno.EISDIR, "a topic is a directory")
         topic, name = self.inodes.path(node)
@@ -292,11 +262,11 @@ class LogfsOperations(pyfuse3.Operations):
         if sname == "..":
             return self._entry(self.inodes[parent.parent])
         if parent.kind is Kind.ROOT:
-            if sname.startswith(".logfs") or not self.store.has_topic(sname):
+            if not is_user_name(sname) or not self.store.has_topic(sname):
                 raise Refused(errno.ENOENT, "no such topic")
             return self._entry(self.inodes.ensure(ROOT_INODE, sname, Kind.TOPIC))
         if parent.kind is Kind.TOPIC:
-            if sname.startswith(".logfs") or not self.store.has_log(parent.name, sname):
+            if not is_user_name(sname) or not self.store.has_log(parent.name, sname):
                 raise Refused(errno.ENOENT, "no such log")
             return self._entry(self.inodes.ensure(parent.ino, sname, Kind.LOG))
         raise Refused(errno.ENOTDIR, "a log is not a directory")
@@ -356,7 +326,7 @@ class LogfsOperations(pyfuse3.Operations):
     @fuse_handler
     async def create(self, parent_inode, name, mode, flags, ctx):
         node = self._create_log(parent_inode, name, mode, ctx)
-        return pyfuse3.FileInfo(fh=node.ino, keep_cache=True), self._entry(node)
+        return self._file_info(node, flags, ctx), self._entry(node)
 
     @fuse_handler
     async def symlink(self, parent_inode, name, target, ctx):
@@ -426,7 +396,7 @@ class LogfsOperations(pyfuse3.Operations):
         names = self._dir_handles.get(fh)
         if names is None or start_id == 0:
             if node.kind is Kind.ROOT:
-                names = [t for t in self.store.topics() if not t.startswith(".logfs")]
+                names = [t for t in self.store.topics() if is_user_name(t)]
             else:
                 names = list(self.store.logs(node.name))
             self._dir_handles[fh] = names
@@ -474,6 +444,19 @@ class LogfsOperations(pyfuse3.Operations):
 
     # -------------------------------------------------------------------- files
 
+    def _file_info(self, node: Node, flags: int, ctx: Any) -> pyfuse3.FileInfo:
+        """The open reply: keep the page cache, except for a read-write descriptor,
+        which gets direct I/O so that it cannot be mapped shared (module docstring)."""
+        if flags & os.O_ACCMODE != os.O_RDWR:
+            return pyfuse3.FileInfo(fh=node.ino, keep_cache=True)
+        if node.ino not in self._rdwr_noted:  # one line per log and mount, not per open
+            self._rdwr_noted.add(node.ino)
+            log.info("%s opened read-write (pid %s): direct I/O for such descriptors, so "
+                     "mmap(MAP_SHARED) of them fails with ENODEV: a shared mapping could "
+                     "change what readers see of bytes already written",
+                     "/".join(self.inodes.path(node)), getattr(ctx, "pid", "?"))
+        return pyfuse3.FileInfo(fh=node.ino, keep_cache=True, direct_io=True)
+
     @fuse_handler
     async def open(self, inode, flags, ctx):
         node = self._node(inode)
@@ -481,7 +464,7 @@ class LogfsOperations(pyfuse3.Operations):
         if flags & os.O_TRUNC:
             # `>` on a log: allowed only when it would change nothing (empty log).
             lg.truncate_check(0)
-        return pyfuse3.FileInfo(fh=inode, keep_cache=True)
+        return self._file_info(node, flags, ctx)
 
     @fuse_handler
     async def read(self, fh, off, size):
@@ -516,7 +499,7 @@ class LogfsOperations(pyfuse3.Operations):
             if not ranges:
                 break
             for r in ranges:
-                got = _pread_cached(r.fd, r.length, r.position)
+                got = pread_cached(r.fd, r.length, r.position)
                 parts.append(got)
                 if len(got) < r.length:
                     parts.append(b"")  # placeholder for the rest of this range
@@ -528,7 +511,7 @@ class LogfsOperations(pyfuse3.Operations):
             # the core's descriptors are only valid until the next call into the store),
             # so one cold read does not stall every other request.
             for i, path, pos, length in slow:
-                parts[i] = await trio.to_thread.run_sync(_pread_path, path, length, pos)
+                parts[i] = await trio.to_thread.run_sync(pread_path, path, length, pos)
         data = b"".join(parts)
         self._count(node, "read", len(data))
         return data
@@ -586,8 +569,8 @@ class LogfsOperations(pyfuse3.Operations):
         # The thread never touches the store, which is not thread-safe.
         end = lg.end_offset
         if end > lg.start_offset:
-            paths = [r.path for r in lg.read_range(end - 1, end)]
-            await trio.to_thread.run_sync(_presync, paths)
+            paths = segment_paths(lg, end - 1, end)
+            await trio.to_thread.run_sync(write_out_pages, paths)
         self._log_of(node).fsync()
 
     # ------------------------------------------------------------------ figures

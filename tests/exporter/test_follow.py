@@ -38,7 +38,7 @@ def test_curl_follow_sees_each_append_within_a_second(store, exporter, processes
     latencies.sort()
     print(f"follow latency over curl -N: median {latencies[10] * 1000:.1f} ms, "
           f"max {latencies[-1] * 1000:.1f} ms")
-    # SPEC: visible to the exporter within 50 ms (allow slack for a loaded CI machine)
+    # docs/spec.md §3: visible to the exporter within 50 ms (allow slack for a loaded CI machine)
     assert latencies[10] < 0.05, latencies
     assert reader.data == b"before\n" + b"".join(f"line {i}\n".encode() for i in range(20))
     assert proc.poll() is None

@@ -241,10 +241,27 @@ def test_bad_queries_are_400(store, clock, exporter):
               "offset=1&offset=2", "follow=maybe", "last=1e3"):
         status, _h, body = exporter.get(f"/orders/eu?{q}")
         assert status == 400, (q, body)
-    status, _h, _b = exporter.get("/orders/eu", {"Range": "bytes=1-2,5-6"})
-    assert status == 400
     status, _h, _b = exporter.get("/orders/eu?follow=1", {"Range": "bytes=1-2"})
     assert status == 400
+
+
+def test_several_ranges_are_ignored_the_whole_log_is_200(store, clock, exporter, data_dir):
+    """RFC 9110 (section 14.2): a server may ignore Range; the exporter does not serve
+    multipart/byteranges, so it answers a request for several ranges with 200 and the
+    whole body, as if there were no Range (not 400)."""
+    log, _ = _fill(store, clock, n=100)
+    expect = segment_bytes(data_dir, "orders", "eu")
+    for value in ("bytes=1-2,5-6", "bytes=0-0, -1"):
+        status, headers, body = exporter.get("/orders/eu", {"Range": value})
+        assert status == 200, (value, body[:200])
+        assert body == expect and "content-range" not in headers
+        assert int(headers["content-length"]) == log.end_offset
+    curl = subprocess.run(["curl", "-s", "-w", "%{http_code}", "-r", "1-2,5-6",
+                           f"{exporter.url}/orders/eu"], capture_output=True, timeout=30)
+    assert curl.stdout == expect + b"200"
+    # with a start selector: the selector decides, the ranges are still ignored
+    status, _h, body = exporter.get("/orders/eu?record=10", {"Range": "bytes=1-2,5-6"})
+    assert status == 200 and body == expect[log.record_position(10):]
 
 
 def test_since_stays_precise_while_the_log_grows(store, clock, exporter):

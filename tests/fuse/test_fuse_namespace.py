@@ -1,4 +1,4 @@
-"""SPEC §2 through the mount: topics, logs, and every refused operation's errno."""
+"""docs/spec.md §2 (Names) through the mount: topics, logs, and every refused operation's errno."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""SPEC §4 through the mount: reading tools, following, the page cache, retention."""
+"""docs/spec.md §4 (Reading) through the mount: reading tools, following, the page
+cache, retention."""
 
 from __future__ import annotations
 

@@ -1,9 +1,11 @@
-"""SPEC §3 through the mount: appends with real tools, refusals, concurrency."""
+"""docs/spec.md §3 (Writing) through the mount: appends with real tools, refusals,
+concurrency, and nothing written ever changing for a reader."""
 
 from __future__ import annotations
 
 import errno
 import glob
+import mmap
 import os
 import subprocess
 
@@ -75,6 +77,64 @@ def test_overwrite_and_truncate_are_refused(mnt):
     assert open(mnt.p("t", "empty")).read() == "new\n"
     # refused `>` again, now that it is not empty
     assert run(f"echo y > {mnt.p('t', 'empty')}", check=False).returncode != 0
+
+
+MMAP_WRITER = r"""
+import errno, mmap, os, sys
+fd = os.open(sys.argv[1], os.O_RDWR)
+try:
+    m = mmap.mmap(fd, 0)  # MAP_SHARED, PROT_READ | PROT_WRITE
+except OSError as exc:
+    print("refused", errno.errorcode.get(exc.errno, exc.errno))
+    sys.exit(0)
+m[0:5] = b"QUIET"
+m.close()  # munmap: the kernel writes the page back, the daemon refuses it
+print("mapped")
+"""
+
+
+def test_a_shared_writable_mapping_cannot_change_what_readers_see(mnt):
+    """docs/spec.md §3: nothing already written changes, for any reader. A process
+    that maps a log shared and writable and stores into it must not change what
+    `cat` through the mount shows (the daemon refuses the write-back, but the kernel
+    would keep the modified pages): the mapping itself is refused, with ENODEV."""
+    log = mnt.p("t", "mm")
+    run(f"printf 'hello\\nworld\\n' >> {log}")
+    assert run(["cat", log]).stdout == "hello\nworld\n"  # now in the page cache
+    r = run([PYTHON, "-c", MMAP_WRITER, log])
+    assert run(["cat", log]).stdout == "hello\nworld\n", f"the writer said {r.stdout!r}"
+    assert _segments_concat(mnt, "t", "mm") == b"hello\nworld\n"
+    assert r.stdout.split() == ["refused", "ENODEV"]
+    assert "t/mm opened read-write" in mnt.daemon_log()
+    # a read-write descriptor still appends and reads back ("a+")...
+    with open(log, "a+") as f:
+        f.write("again\n")
+        f.flush()
+        f.seek(0)
+        assert f.read() == "hello\nworld\nagain\n"
+    # ...and a shared mapping of a read-only descriptor still works (docs/spec.md §4)
+    with open(log, "rb") as f, mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ) as m:
+        assert m[:] == b"hello\nworld\nagain\n"
+    assert run(["cat", log]).stdout == "hello\nworld\nagain\n"
+    assert _segments_concat(mnt, "t", "mm") == b"hello\nworld\nagain\n"
+
+
+def test_a_write_to_a_log_deleted_while_open_is_refused_with_a_log_line(mnt):
+    """docs/spec.md §8: every refusal is an errno plus one line in the daemon's log."""
+    log = mnt.p("t", "gone")
+    fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        assert os.write(fd, b"one\n") == 4
+        os.unlink(log)
+        with pytest.raises(OSError) as e:
+            os.write(fd, b"two\n")
+        assert e.value.errno == errno.ENOENT
+    finally:
+        os.close(fd)
+    lines = [line for line in mnt.daemon_log().splitlines()
+             if "refused write(" in line and "ENOENT" in line]
+    assert len(lines) == 1, f"expected one line for the refused write, got {lines}"
+    assert "t/gone was removed" in lines[0]
 
 
 def test_stat_shows_new_size_immediately(mnt):

@@ -126,3 +126,34 @@ def test_refusals_at_the_namespace_level(ops):
     assert fuse_errno(ops.rmdir, ROOT_INODE, b"t", Ctx()) == errno.ENOTEMPTY
     assert fuse_errno(ops.lookup, ROOT_INODE, b"nope", Ctx()) == errno.ENOENT
     assert fuse_errno(ops.getattr, 999_999, Ctx()) == errno.ENOENT
+
+
+def test_only_read_write_descriptors_get_direct_io(ops, caplog):
+    """A read-write descriptor could be mapped shared and writable: it gets direct I/O
+    (the kernel then refuses MAP_SHARED with ENODEV), logged once per log; read-only
+    and write-only descriptors keep the page cache."""
+    t, fh = make_log(ops)
+    with caplog.at_level(logging.INFO, logger="logfs.fusefs.operations"):
+        for flags in (os.O_RDONLY, os.O_WRONLY | os.O_APPEND):
+            fi = call(ops.open, fh, flags, Ctx())
+            assert (fi.direct_io, fi.keep_cache) == (False, True), flags
+        for _ in range(3):
+            fi = call(ops.open, fh, os.O_RDWR | os.O_APPEND, Ctx())
+            assert (fi.direct_io, fi.keep_cache) == (True, True)
+        fi, _attrs = call(ops.create, t, b"new", 0o644, os.O_RDWR | os.O_CREAT, Ctx())
+        assert fi.direct_io
+    noted = [r.getMessage() for r in caplog.records if "opened read-write" in r.getMessage()]
+    assert len(noted) == 2 and "t/l" in noted[0] and "t/new" in noted[1], noted
+
+
+def test_enoent_is_quiet_for_lookups_only(ops, caplog):
+    """A lookup of a name that does not exist is an answer (DEBUG); a write to a log
+    deleted while open is a refusal: one INFO line (docs/spec.md §8)."""
+    t, fh = make_log(ops)
+    call(ops.write, fh, 0, b"one\n")
+    call(ops.unlink, t, b"l", Ctx())
+    with caplog.at_level(logging.DEBUG, logger="logfs.fusefs.errors"):
+        assert fuse_errno(ops.lookup, t, b"l", Ctx()) == errno.ENOENT
+        assert fuse_errno(ops.write, fh, 4, b"two\n") == errno.ENOENT
+    levels = {r.getMessage().split("(")[0]: r.levelno for r in caplog.records}
+    assert levels == {"refused lookup": logging.DEBUG, "refused write": logging.INFO}, levels
