@@ -61,11 +61,12 @@ def file_ranges(segments: LogSegments, a: int, b: int, limit: int, topic: str, l
     while a < b and i < len(items) and len(ranges) < limit:
         seg = items[i]
         seg_end = seg.base + seg.size
-        if a >= seg_end:
+        if a >= seg_end or a < seg.base:  # past this segment, or in a gap before it
             if ranges:
                 break
+            resumes = seg.base if a < seg.base else (items[i + 1].base if i + 1 < len(items) else end)
             raise DataGap(f"offset {a} of {topic}/{log} falls in a missing segment "
-                          f"(data resumes at {items[i + 1].base if i + 1 < len(items) else end})")
+                          f"(data resumes at {resumes})")
         n = min(b, seg_end) - a
         try:
             fd = seg.fd()

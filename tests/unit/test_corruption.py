@@ -372,6 +372,11 @@ def test_missing_middle_segment(tmp_path, shutdown):
             log.read(gap_base, 10)
         with pytest.raises(DataGap):
             log.read_range(gap_base + 5, gap_end)
+        # a read from before the gap into it and past it stops at the gap (it used to
+        # hand out the next segment's file from a negative position)
+        ranges = log.read_range(gap_base - 100, len(content))
+        assert [(r.log_offset, r.length) for r in ranges] == [(gap_base - 100, 100)], ranges
+        assert all(r.position >= 0 for r in ranges)
         assert log.records == content.count(b"\n"), "records must not change when a segment is lost"
         # records after the gap keep their numbers
         after = content.count(b"\n", 0, gap_end)
