@@ -54,6 +54,8 @@ import struct
 import zlib
 from dataclasses import dataclass
 
+from .errors import StorageIOError
+
 FILE_SIZE = 1024
 RECOVERY_SLOT = 0
 LIVE_SLOT = 512    # read(LIVE_SLOT) answers with the better of the two live slots
@@ -130,15 +132,21 @@ class Checkpoint:
         return self._fd
 
     def _reader_map(self) -> mmap.mmap | None:
+        """The read-only mapping (None: no checkpoint yet). Raises StorageIOError
+        (a checkpoint that cannot be opened or mapped)."""
         if self._map is None:
             try:
                 fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
             except FileNotFoundError:
                 return None
+            except OSError as exc:
+                raise StorageIOError.wrap(exc, f"open {self.path}") from None
             try:
                 if os.fstat(fd).st_size < FILE_SIZE:
                     return None
                 self._map = mmap.mmap(fd, FILE_SIZE, prot=mmap.PROT_READ)
+            except OSError as exc:
+                raise StorageIOError.wrap(exc, f"map {self.path}") from None
             finally:
                 os.close(fd)
             if self.cache is not None:  # a mapping holds a descriptor of its own

@@ -155,3 +155,19 @@ def test_namespace_calls_with_no_descriptor_left(tmp_path):
     results = dict(line.split(" ", 1) for line in out.stdout.splitlines()[:-1])
     assert results == {k: "StorageIOError" for k in results}, results
     assert len(results) == 5
+
+
+def test_a_reader_whose_checkpoint_cannot_be_mapped_gets_a_storage_error(tmp_path):
+    """The exporter's view of a log whose checkpoint is a directory (mmap: ENODEV)."""
+    data = tmp_path / "data"
+    with _store(data) as store:
+        store.create_topic("t")
+        store.create_log("t", "l").append(b"x\n")
+    checkpoint = data / "t" / "l" / "checkpoint"
+    with open_log_store(str(data), readonly=True) as reader:
+        log = reader.log("t", "l")
+        assert log.end_offset == 2
+        log.checkpoint.release()  # as the resource cache does when it evicts the mapping
+        checkpoint.unlink()
+        checkpoint.mkdir()
+        _raises_storage_io_error(lambda: log.end_offset, errno.ENODEV)
