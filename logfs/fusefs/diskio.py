@@ -14,6 +14,7 @@ from __future__ import annotations
 import errno
 import os
 
+from logfs.core import pread_all
 from logfs.fusefs.errors import Refused
 
 __all__ = ["pread_cached", "pread_path", "write_out_pages"]
@@ -50,15 +51,7 @@ def pread_path(path: str, length: int, position: int) -> bytes:
     except FileNotFoundError:
         raise Refused(errno.ENODATA, f"{path} was deleted by retention") from None
     try:
-        out = []
-        while length > 0:
-            chunk = os.pread(fd, length, position)
-            if not chunk:
-                break
-            out.append(chunk)
-            length -= len(chunk)
-            position += len(chunk)
-        return b"".join(out)
+        return pread_all(fd, length, position)
     finally:
         os.close(fd)
 

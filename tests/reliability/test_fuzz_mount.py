@@ -1,6 +1,6 @@
 """Case 4 of issue 5: stateful fuzzing of a real mount against a model.
 
-A hypothesis RuleBasedStateMachine applies random sequences of SPEC section 2-4
+A hypothesis RuleBasedStateMachine applies random sequences of docs/spec.md sections 2-4
 operations, valid and invalid, to a real mount (from this process: the daemon is
 another one) and to a trivial model (topics -> logs -> bytes): mkdir in the root and
 in a topic, files in the root, creates, appends, writes at, before and past the end,
