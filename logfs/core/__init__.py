@@ -10,6 +10,7 @@ from .errors import (AlreadyExists, ConfigError, CorruptIndex, DataGap, InvalidN
                      NotAppendable, NotEmpty, NotFound, OffsetOutOfRange, ReadOnlyStore,
                      StorageError, StorageIOError, StoreLocked)
 from .fileio import fsync_path, pread_all
+from .groups import ConsumerGroup, GroupStore, Position
 from .log import FileAttrs, Log
 from .naming import check_name
 from .reads import FileRange
@@ -17,7 +18,8 @@ from .recovery import RecoveryAction
 from .store import LogStore, open_log_store
 
 __all__ = [
-    "AlreadyExists", "CONFIG_KEYS", "Clock", "ConfigError", "CorruptIndex", "DataGap", "FileAttrs",
+    "AlreadyExists", "CONFIG_KEYS", "Clock", "ConfigError", "ConsumerGroup", "CorruptIndex", "DataGap",
+    "FileAttrs", "GroupStore", "Position",
     "FileRange", "InvalidName", "Log", "LogConfig", "LogStore", "ManualClock",
     "NotAppendable", "NotEmpty", "NotFound", "OffsetOutOfRange", "ReadOnlyStore",
     "RecoveryAction", "ResourceCache", "StorageError", "StorageIOError", "StoreLocked",

@@ -48,12 +48,11 @@ from dataclasses import dataclass
 
 from .clock import Clock, SystemClock
 from .errors import InvalidName, NotFound, StorageIOError
-from .naming import STORE_META_DIR
+from .fileio import fsync_path, pread_all
+from .naming import GROUP_SUFFIX, GROUPS_DIR, STORE_META_DIR, TMP_SUFFIX
 
 logger = logging.getLogger(__name__)
 
-GROUPS_DIR = "groups"
-GROUP_SUFFIX = ".offsets"
 MAX_GROUP_CHARS = 249
 _FILE_MAGIC = b"LFSGRP01"
 _HEAD = struct.Struct("<8sHHI")
@@ -290,7 +289,7 @@ class ConsumerGroup:
         for k, p in live.items():
             by_time.setdefault(p.commit_ms, []).append((k, p.record, p.offset))
         body = encode_header(self.name) + b"".join(encode_commit(ms, es) for ms, es in sorted(by_time.items()))
-        tmp = self.path + ".tmp"
+        tmp = self.path + TMP_SUFFIX
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
         try:
             os.write(fd, body)
@@ -303,15 +302,7 @@ class ConsumerGroup:
 
 
 def _read_fd(fd: int) -> bytes:
-    size = os.fstat(fd).st_size
-    parts, pos = [], 0
-    while pos < size:
-        chunk = os.pread(fd, size - pos, pos)
-        if not chunk:
-            break
-        parts.append(chunk)
-        pos += len(chunk)
-    return b"".join(parts)
+    return pread_all(fd, os.fstat(fd).st_size, 0)
 
 
 class GroupStore:
@@ -329,11 +320,7 @@ class GroupStore:
             self.fsync_directory(os.path.dirname(self.directory))
 
     def fsync_directory(self, path: str | None = None) -> None:
-        fd = os.open(path or self.directory, os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        fsync_path(path or self.directory)
 
     def group(self, name: str) -> ConsumerGroup:
         """Group *name* (it exists once something is committed). InvalidName."""

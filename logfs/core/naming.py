@@ -5,6 +5,7 @@
         lock                       flock'ed by the one writer
         clean-shutdown             present only after a clean close
         daemon.log                 the daemon's log (written by the CLI, not the core)
+        groups/<group>.offsets     a consumer group's committed positions (groups.py)
       <topic>/                     a topic: a directory
         .logfs-topic.json          the topic's configuration overrides
         <log>/                     a log: a directory of segments
@@ -28,6 +29,8 @@ from .errors import InvalidName
 
 STORE_META_DIR = ".logfs"
 LOCK_FILE = "lock"
+GROUPS_DIR = "groups"
+GROUP_SUFFIX = ".offsets"
 CLEAN_MARKER = "clean-shutdown"
 STORE_CONFIG_FILE = "config.json"
 TOPIC_CONFIG_FILE = ".logfs-topic.json"
