@@ -20,12 +20,13 @@
           *.tmp                    a file being replaced (written, then renamed over it)
 
 User-visible names (topics and logs) are any Linux file name except those starting
-with ``.logfs``.
+with ``.logfs`` and those that read as a view of a log (``LOG@since=1h``: selection.py).
 """
 
 from __future__ import annotations
 
 from .errors import InvalidName
+from .selection import split_view_name
 
 STORE_META_DIR = ".logfs"
 LOCK_FILE = "lock"
@@ -61,6 +62,17 @@ def check_name(name: str) -> None:
         raise InvalidName(f"invalid name: {len(encoded)} bytes, the limit is 255")
     if name.startswith(RESERVED_PREFIX):
         raise InvalidName(f"invalid name {name!r}: names starting with {RESERVED_PREFIX!r} are reserved for logfs")
+
+
+def check_log_name(name: str) -> None:
+    """Raise InvalidName unless *name* may be a log name: a topic's rules, and it must
+    not read as a view of another log (``web@since=1h``)."""
+    check_name(name)
+    view = split_view_name(name)
+    if view is not None:
+        raise InvalidName(f"invalid log name {name!r}: it reads as a view of the log {view[0]!r} "
+                          f"(LOG@{view[1]}: docs/spec.md, section 10); choose a name without "
+                          "'@since=', '@record=' and the like")
 
 
 def is_user_name(name: str) -> bool:

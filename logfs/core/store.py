@@ -29,7 +29,7 @@ from .errors import (AlreadyExists, NotEmpty, NotFound, ReadOnlyStore, StorageIO
 from .fileio import fsync_path, read_json, write_json_atomic
 from .log import Log
 from .naming import (CLEAN_MARKER, LOCK_FILE, STORE_META_DIR, TOPIC_CONFIG_FILE,
-                     check_name, is_user_name)
+                     check_log_name, check_name, is_user_name)
 from .recovery import LogFiles, RecoveryAction, recover_log
 from .segments import index_files_look_whole
 
@@ -287,7 +287,7 @@ class LogStore:
         """Raises NotFound (topic), AlreadyExists, InvalidName, StorageIOError (then
         no half-made log is left)."""
         self._check_writer()
-        check_name(name)
+        check_log_name(name)
         if not self.has_topic(topic):
             raise NotFound(f"topic {topic!r} does not exist")
         path = self._log_dir(topic, name)
@@ -319,7 +319,7 @@ class LogStore:
     def rename_log(self, topic: str, name: str, new_topic: str, new_name: str) -> None:
         """Raises NotFound, AlreadyExists, InvalidName, StorageIOError."""
         self._check_writer()
-        check_name(new_name)
+        check_log_name(new_name)
         if not self.has_log(topic, name):
             raise NotFound(f"log {topic}/{name} does not exist")
         if not self.has_topic(new_topic):

@@ -94,3 +94,17 @@ def test_a_group_start_resolves_retention_and_missing_positions_by_the_reset_pol
     assert "past the end" in resolve_start(log, Selection(group="billing"), groups).note
     with pytest.raises(BadSelection):
         resolve_start(log, Selection(group="billing"))
+
+
+def test_a_log_cannot_be_named_like_a_view_but_any_other_at_sign_is_fine(tmp_path):
+    from logfs.core import InvalidName
+    with open_log_store(str(tmp_path)) as store:
+        store.create_topic("t")
+        store.create_topic("topic@since=1h")  # topics have no views
+        for name in ("web@since=1h", "web@record=5", "a@b@last=3"):
+            with pytest.raises(InvalidName):
+                store.create_log("t", name)
+        store.create_log("t", "user@example.com")
+        store.create_log("t", "web@colour=red")
+        with pytest.raises(InvalidName):
+            store.rename_log("t", "user@example.com", "t", "user@group=g")
