@@ -53,8 +53,9 @@ from logfs.core import Log, LogStore
 from logfs.core.naming import is_user_name
 from logfs.fusefs.attrs import DirAttrs, log_attributes
 from logfs.fusefs import pyfuse3_features
-from logfs.fusefs.diskio import pread_cached, pread_path, write_out_pages
+from logfs.fusefs.diskio import write_out_pages
 from logfs.fusefs.errors import Refused, fuse_handler
+from logfs.fusefs.fileread import PAGE_SIZE, gather, read_slow_parts
 from logfs.fusefs.inodes import ROOT_INODE, InodeTable, Kind, Node
 
 log = logging.getLogger(__name__)
@@ -62,7 +63,6 @@ log = logging.getLogger(__name__)
 # log mtimes are rounded down to this when auto_inval_data stays on (attrs.py)
 FALLBACK_MTIME_GRANULARITY_S = 60.0
 
-PAGE_SIZE = 4096
 SPLIT_WRITE_RESERVE = (1 << 20) + (64 << 10)  # the largest FUSE write, plus index room
 
 
@@ -468,50 +468,13 @@ class LogfsOperations(pyfuse3.Operations):
 
     @fuse_handler
     async def read(self, fh, off, size):
+        # what the page cache holds now, then what must come from the disk, from a
+        # worker thread (fileread.py); NULs below the start in the start's page
         node = self._node(fh)
         lg = self._log_of(node)
-        start, end = lg.start_offset, lg.end_offset
-        if off >= end or size <= 0:
-            return b""
-        prefix = b""
-        if off < start:
-            # The kernel reads whole pages. The page holding the start offset also
-            # holds bytes below it: fill those with NULs so the retained bytes of that
-            # page stay readable; a request whose first page lies wholly below the
-            # start is a read below the start: ENODATA (via OffsetOutOfRange).
-            first_page_end = off - off % PAGE_SIZE + PAGE_SIZE
-            if first_page_end > start:
-                prefix = bytes(start - off)
-                size -= start - off
-                off = start
-        parts = [prefix]
-        slow = []  # (index in parts, path, position, length): not in the page cache
-        # read_range hands out a bounded number of ranges per call: a request spanning
-        # more segments takes several calls (a short reply would read as end of file)
-        pos, stop = off, off + size
-        while pos < stop:
-            try:
-                ranges = lg.read_range(pos, stop)
-            except Exception:  # noqa: BLE001 - a gap after some data: return that data
-                if pos > off:
-                    break
-                raise
-            if not ranges:
-                break
-            for r in ranges:
-                got = pread_cached(r.fd, r.length, r.position)
-                parts.append(got)
-                if len(got) < r.length:
-                    parts.append(b"")  # placeholder for the rest of this range
-                    slow.append((len(parts) - 1, r.path, r.position + len(got),
-                                 r.length - len(got)))
-                pos += r.length
+        parts, slow = gather(lg, 0, lg.end_offset, off, size)
         if slow:
-            # Disk reads go to a worker thread through descriptors of our own (by path:
-            # the core's descriptors are only valid until the next call into the store),
-            # so one cold read does not stall every other request.
-            for i, path, pos, length in slow:
-                parts[i] = await trio.to_thread.run_sync(pread_path, path, length, pos)
+            await read_slow_parts(parts, slow)
         data = b"".join(parts)
         self._count(node, "read", len(data))
         return data
