@@ -31,6 +31,7 @@ from typing import Any, Awaitable, Callable, TypeVar
 import pyfuse3
 
 from logfs.core import errors as core_errors
+from logfs.core.selection import BadSelection
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,7 @@ CORE_ERRNOS: list[tuple[type[BaseException], int]] = [
     (core_errors.AlreadyExists, errno.EEXIST),
     (core_errors.NotEmpty, errno.ENOTEMPTY),
     (core_errors.InvalidName, errno.EINVAL),
+    (BadSelection, errno.EINVAL),
     (core_errors.ConfigError, errno.EINVAL),
     (core_errors.NotAppendable, errno.EPERM),
     (core_errors.OffsetOutOfRange, errno.ENODATA),

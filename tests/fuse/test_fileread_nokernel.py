@@ -1,14 +1,17 @@
-"""The read path logs and views share (logfs/fusefs/fileread.py), through the
-Operations class without a kernel."""
+"""The read path logs and views share (logfs/fusefs/fileread.py) and the errno table,
+through the Operations class without a kernel: fixes found while building views."""
 
 from __future__ import annotations
 
+import errno
 import os
 
 import trio
 import pytest
 
 from logfs.core import open_log_store
+from logfs.core.selection import BadSelection
+from logfs.fusefs import errors
 from logfs.fusefs.inodes import ROOT_INODE
 from logfs.fusefs.operations import LogfsOperations
 
@@ -55,3 +58,8 @@ def test_a_read_below_the_start_returns_no_more_than_was_asked(ops):
     got = call(ops.read, fh, start - 50, 100)
     assert got == bytes(50) + ops.store.log("t", "web").read(start, 50)
 
+
+def test_a_bad_selection_is_einval_not_eio():
+    """The core's BadSelection (a bad view: `web@since=banana`) has its own row in the
+    errno table (it fell through to StorageError: EIO)."""
+    assert errors.errno_for(BadSelection("bad time 'banana'")) == errno.EINVAL
