@@ -132,9 +132,17 @@ def decode_records(raw: bytes, pos: int, positions: dict[LogKey, Position]) -> i
     while pos + _REC.size <= len(raw):
         rmagic, length, rcrc = _REC.unpack_from(raw, pos)
         body = raw[pos + _REC.size: pos + _REC.size + length]
-        if rmagic != _REC_MAGIC or len(body) != length or zlib.crc32(body) != rcrc:
+        if rmagic != _REC_MAGIC or length < _BODY.size or len(body) != length or zlib.crc32(body) != rcrc:
             break
-        _apply(body, positions)
+        try:
+            changes = _decode_body(body)
+        except ValueError:  # a record whose CRC holds but whose entries do not fit it
+            break
+        for key, position in changes:
+            if position is None:
+                positions.pop(key, None)
+            else:
+                positions[key] = position
         pos += _REC.size + length
     return pos
 
@@ -147,19 +155,35 @@ def decode_file(raw: bytes) -> tuple[str, dict[LogKey, Position], int]:
     return name, positions, decode_records(raw, pos, positions)
 
 
-def _apply(body: bytes, positions: dict[LogKey, Position]) -> None:
+def _decode_body(body: bytes) -> list[tuple[LogKey, "Position | None"]]:
+    """The changes of one commit record's body (None: forget the log). ValueError if
+    its entries do not fill it exactly."""
     commit_ms, n = _BODY.unpack_from(body, 0)
     at = _BODY.size
+    out: list[tuple[LogKey, Position | None]] = []
     for _ in range(n):
+        if at + _ENTRY.size > len(body):
+            raise ValueError("commit record shorter than its entries")
         tlen, llen, record, offset = _ENTRY.unpack_from(body, at)
         at += _ENTRY.size
+        if at + tlen + llen > len(body):
+            raise ValueError("commit record shorter than its names")
         topic = body[at: at + tlen].decode("utf-8", "surrogateescape")
         log = body[at + tlen: at + tlen + llen].decode("utf-8", "surrogateescape")
         at += tlen + llen
-        if record == FORGET:
-            positions.pop((topic, log), None)
+        out.append(((topic, log), None if record == FORGET else Position(record, offset, commit_ms)))
+    if at != len(body):
+        raise ValueError("commit record longer than its entries")
+    return out
+
+
+def _apply(body: bytes, positions: dict[LogKey, Position]) -> None:
+    """Apply one commit record's body (one this process encoded) to *positions*."""
+    for key, position in _decode_body(body):
+        if position is None:
+            positions.pop(key, None)
         else:
-            positions[(topic, log)] = Position(record, offset, commit_ms)
+            positions[key] = position
 
 
 class ConsumerGroup:

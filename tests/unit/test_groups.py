@@ -4,6 +4,8 @@ torn and garbage tails, several writer processes, kills in the middle of commits
 from __future__ import annotations
 
 import os
+import struct
+import zlib
 import random
 import signal
 import subprocess
@@ -163,3 +165,19 @@ def test_a_writer_killed_in_the_middle_of_commits_leaves_a_commit_it_made(tmp_pa
         if acked:
             assert pos is not None and pos.record in (acked, acked + 1), (trial, acked, pos)
             assert pos.offset == pos.record * 10
+
+
+@pytest.mark.parametrize("body", [b"", b"\x00" * 5, struct.pack("<qI", 1, 3),
+                                  struct.pack("<qI", 1, 1) + struct.pack("<HHQQ", 200, 1, 1, 1) + b"t"])
+def test_a_record_whose_crc_holds_but_whose_body_does_not_parse_ends_the_valid_data(tmp_path, body):
+    """Garbage can carry a valid CRC (an empty body's is 0): such a record ends the
+    valid prefix like a torn one, and never raises."""
+    g = GroupStore(str(tmp_path), ManualClock(1)).group("g")
+    g.commit({("t", "l"): (1, 1)})
+    good = os.path.getsize(g.path)
+    with open(g.path, "ab") as f:
+        f.write(struct.pack("<4sII", b"LFGC", len(body), zlib.crc32(body)) + body)
+    assert g.positions() == {("t", "l"): Position(1, 1, 1)}
+    assert decode_file(Path(g.path).read_bytes())[2] == good
+    g.commit({("t", "l"): (2, 2)})  # the next writer cuts it and goes on
+    assert g.position("t", "l") == Position(2, 2, 1)
