@@ -37,9 +37,9 @@ import h11
 import trio
 
 from logfs.core import LogStore, StorageError
+from logfs.watch import DirectoryWatcher
 
 from .errors import storage_errors_as_http
-from .inotify import DirectoryWatcher
 from .listing import describe_all, describe_topic
 from .metrics import ExporterMetrics
 from .planner import now_ms, open_reachable_log, plan_log_read
