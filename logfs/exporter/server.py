@@ -25,7 +25,7 @@ import socket as _stdsocket
 
 import trio
 
-from logfs.core import LogStore, open_log_store
+from logfs.core import GroupStore, LogStore, open_log_store
 from logfs.watch import DirectoryWatcher
 
 from .connection import HttpConnection
@@ -40,10 +40,12 @@ __all__ = ["ExporterServer", "serve_exporter"]
 
 
 class ExporterServer:
-    """The state shared by all connections: the store, the watcher, the metrics."""
+    """The state shared by all connections: the store, its consumer groups (read
+    only), the watcher, the metrics."""
 
     def __init__(self, store: LogStore, limits: Limits, token: bytes | None) -> None:
         self.store = store
+        self.groups = GroupStore(store.data_dir)
         self.limits = limits
         self.token = token
         self.metrics = ExporterMetrics()
