@@ -35,9 +35,13 @@ append, so a line reaches stdout about a millisecond after the producer's
 every log at least once a second without events, and picks up logs created in a
 followed topic (read from their first record).
 
-Signals: SIGINT and SIGTERM end the consumer after a final commit (exit 0); a
-closed stdout (EPIPE) likewise (exit 141, as a process killed by SIGPIPE). Every
-other failure is a :class:`ConsumeError` with one line for the person.
+Signals: SIGINT (Ctrl-C) and SIGTERM end the consumer after a final commit (exit
+0). One that arrives while a batch is being written lets the batch finish first, so
+the commit covers everything written; while the consumer sleeps it ends at once. A
+second signal ends it at once in any case (a stdout that no one reads any more):
+the batch in progress is then read again next time. A closed stdout (EPIPE) ends it
+after a final commit too (exit 141, as a process killed by SIGPIPE). Every other
+failure is a :class:`ConsumeError` with one line for the person.
 """
 
 from __future__ import annotations
@@ -79,7 +83,35 @@ class ConsumeError(Exception):
 
 
 class _Stopped(Exception):
-    """SIGTERM arrived."""
+    """SIGINT or SIGTERM: stop now."""
+
+
+class StopSignals:
+    """SIGINT and SIGTERM while the consumer runs: the first asks it to stop after
+    the batch in progress (:attr:`requested`), or stops it at once while it sleeps
+    (:attr:`sleeping`); a second stops it at once. Python runs the handler between
+    two bytecodes, so raising there could lose the bookkeeping of a batch just
+    written: it raises only where nothing is in flight."""
+
+    def __init__(self) -> None:
+        self.requested = 0
+        self.sleeping = False
+        self.shielded = False  # the last commit: one fdatasync, never cut short
+        self._old: dict[int, object] = {}
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        self.requested += 1
+        if not self.shielded and (self.sleeping or self.requested > 1):
+            raise _Stopped()
+
+    def install(self) -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._old[sig] = signal.signal(sig, self._handle)
+
+    def restore(self) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old if old is not None else signal.SIG_DFL)  # type: ignore[arg-type]
+        self._old.clear()
 
 
 @dataclass(frozen=True)
@@ -132,8 +164,9 @@ class Consumer:
     on stdout and on the disk."""
 
     def __init__(self, opts: ConsumeOptions, store: LogStore, group: ConsumerGroup | None,
-                 writer: RecordWriter, progress: Progress) -> None:
+                 writer: RecordWriter, progress: Progress, signals: StopSignals | None = None) -> None:
         self.opts = opts
+        self.signals = signals or StopSignals()
         self.store = store
         self.group = group
         self.writer = writer
@@ -298,7 +331,7 @@ class Consumer:
                         self.commit()
                     if self.progress.enabled:
                         self.progress.tick(self.records, self.writer.bytes_written, self.behind)
-                if self.left == 0:
+                if self.left == 0 or self.signals.requested:
                     return
             if not progressed:
                 break
@@ -325,7 +358,7 @@ class Consumer:
     # -- the end -------------------------------------------------------------------
     @property
     def finished(self) -> bool:
-        if self.left == 0:
+        if self.left == 0 or self.signals.requested:
             return True
         if self.opts.follow and self.topics:
             return False  # new logs may come
@@ -369,8 +402,15 @@ class Consumer:
                     self.commit()
                 if self.finished:
                     break
-                timeout = self._wait_s()
-                if poller.poll(max(0, int(timeout * 1000 + 0.999))):
+                timeout_ms = max(0, int(self._wait_s() * 1000 + 0.999))
+                self.signals.sleeping = True
+                try:
+                    if self.signals.requested:  # came just before: do not sleep
+                        break
+                    events = poller.poll(timeout_ms)
+                finally:
+                    self.signals.sleeping = False
+                if events:
                     watcher.read_events()
                     timed_out = False
                 else:
@@ -416,10 +456,6 @@ class Consumer:
         return max(0.0, wait)
 
 
-def _on_sigterm(signum: int, frame: FrameType | None) -> None:
-    raise _Stopped()
-
-
 def check_options(opts: ConsumeOptions) -> None:
     """Refuse what cannot be asked (exit 2). Raises ConsumeError."""
     if opts.fmt not in FORMATS:
@@ -450,7 +486,7 @@ def check_options(opts: ConsumeOptions) -> None:
 
 def run_consume(opts: ConsumeOptions) -> int:
     """``logfs consume``: returns the exit status. Raises ConsumeError (one line for
-    the person) and KeyboardInterrupt never (Ctrl-C ends it cleanly)."""
+    the person); Ctrl-C and SIGTERM end it cleanly (StopSignals)."""
     check_options(opts)
     try:
         data, located = locate_all(list(opts.paths), what="logs to consume")
@@ -462,7 +498,8 @@ def run_consume(opts: ConsumeOptions) -> int:
         raise ConsumeError(f"{data}: {exc}") from None
     member = None
     consumer = None
-    old_term = signal.signal(signal.SIGTERM, _on_sigterm)
+    signals = StopSignals()
+    signals.install()
     try:
         group = None
         if opts.group is not None:
@@ -474,12 +511,13 @@ def run_consume(opts: ConsumeOptions) -> int:
                 raise ConsumeError(f"consumer group {opts.group!r}: cannot take it in {groups.directory}: "
                                    f"{exc.strerror or exc}") from None
             group = groups.group(opts.group)
-        consumer = Consumer(opts, store, group, make_writer(opts.fmt, opts.print_offset), Progress())
+        consumer = Consumer(opts, store, group, make_writer(opts.fmt, opts.print_offset), Progress(),
+                            signals)
         consumer.open(located)
         consumer.commit()  # the starting positions the group did not have
         consumer.run()
         return 0
-    except (KeyboardInterrupt, _Stopped):
+    except _Stopped:
         return 0
     except BrokenPipeError:
         return EXIT_PIPE
@@ -494,6 +532,7 @@ def run_consume(opts: ConsumeOptions) -> int:
             return EXIT_PIPE
         raise ConsumeError(f"writing to stdout: {exc.strerror or exc}") from None
     finally:
+        signals.shielded = True
         try:
             if consumer is not None:
                 consumer.progress.clear()
@@ -503,7 +542,7 @@ def run_consume(opts: ConsumeOptions) -> int:
                     consumer.note(f"the last commit failed: {exc} (what was written since the "
                                   "commit before will be read again)")
         finally:
-            signal.signal(signal.SIGTERM, old_term if old_term is not None else signal.SIG_DFL)
+            signals.restore()
             if member is not None:
                 member.release()
             store.close()

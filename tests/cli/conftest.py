@@ -9,4 +9,23 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fuse"))
+
+
+@pytest.fixture
+def followers():
+    """``start(*args)`` -> a running `logfs consume --follow ARGS` (consume_kit.Follower);
+    every one is killed at teardown, whatever the test did."""
+    from consume_kit import Follower
+    started: list[Follower] = []
+
+    def start(*args: str, **kw) -> Follower:
+        f = Follower(*args, **kw)
+        started.append(f)
+        return f
+
+    yield start
+    for f in started:
+        f.kill()
