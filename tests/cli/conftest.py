@@ -13,6 +13,23 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fuse"))
 
+from fuse_helpers import Mount, new_mount, require_fuse, tear_down  # noqa: E402
+
+
+@pytest.fixture
+def mount_factory(tmp_path):
+    """``make(*options, name="m")`` -> a mounted fuse_helpers.Mount (a real `logfs
+    mount`); all are unmounted at teardown, and a daemon that logged an ERROR fails
+    the test. Without FUSE: a skip, or under CI a failure."""
+    require_fuse()
+    made: list[Mount] = []
+
+    def make(*options: str, name: str = "m") -> Mount:
+        return new_mount(made, tmp_path / name / "data", tmp_path / name / "mnt", options, True)
+
+    yield make
+    tear_down(made)
+
 
 @pytest.fixture
 def followers():
