@@ -25,8 +25,9 @@ with ``.logfs`` and those that read as a view of a log (``LOG@since=1h``: select
 
 from __future__ import annotations
 
+import re
+
 from .errors import InvalidName
-from .selection import split_view_name
 
 STORE_META_DIR = ".logfs"
 LOCK_FILE = "lock"
@@ -46,6 +47,11 @@ QUARANTINE_PREFIX = "quarantine-"
 QUARANTINE_SUFFIX = ".bin"
 TMP_SUFFIX = ".tmp"
 _BASE_DIGITS = 20
+
+# views of a log (LOG@since=1h,until=...; selection.py parses the values)
+START_KEYS = ("offset", "record", "since", "last", "group")
+SELECTOR_KEYS = START_KEYS + ("until",)
+_VIEW_SPEC = re.compile(r"^(?:%s)=" % "|".join(SELECTOR_KEYS))
 
 
 def check_name(name: str) -> None:
@@ -130,3 +136,17 @@ def list_segment_bases(names: list[str]) -> list[int]:
     bases = [b for b in map(parse_segment_name, names) if b is not None]
     bases.sort()
     return bases
+
+
+def split_view_name(name: str) -> tuple[str, str] | None:
+    """(log name, view spec) if *name* is a view name (``LOG@key=value,...`` with
+    known keys), else None. Pure syntax: selection.parse_view_spec checks the values.
+    The first ``@`` after which the grammar holds ends the log's name, so
+    ``a@b@since=1h`` is a view of the log ``a@b`` and ``x@y=1`` is a plain name."""
+    at = name.find("@")
+    while at > 0:
+        spec = name[at + 1:]
+        if spec and all(_VIEW_SPEC.match(part) for part in spec.split(",")):
+            return name[:at], spec
+        at = name.find("@", at + 1)
+    return None

@@ -26,6 +26,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
 from .errors import OffsetOutOfRange, StorageError
+from .naming import SELECTOR_KEYS, START_KEYS, split_view_name
 
 if TYPE_CHECKING:
     from .groups import GroupStore
@@ -34,13 +35,10 @@ if TYPE_CHECKING:
 __all__ = ["BadSelection", "RESETS", "SELECTOR_KEYS", "Selection", "Start", "parse_duration_ms",
            "parse_selection", "parse_time", "resolve_end", "resolve_start", "split_view_name"]
 
-START_KEYS = ("offset", "record", "since", "last", "group")
-SELECTOR_KEYS = START_KEYS + ("until",)
 RESETS = ("earliest", "latest")
 _DURATION = re.compile(r"^(\d{1,12})(ms|s|m|h|d|w)$")
 _UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
 _INT = re.compile(r"^\d{1,19}$")
-_VIEW_SPEC = re.compile(r"^(?:%s)=" % "|".join(SELECTOR_KEYS))
 
 
 class BadSelection(StorageError):
@@ -130,19 +128,6 @@ def parse_selection(pairs: list[tuple[str, str]], now_ms: int) -> Selection:
         group=group,
         until_ms=parse_time(seen["until"], now_ms) if "until" in seen else None,
     )
-
-
-def split_view_name(name: str) -> tuple[str, str] | None:
-    """(log name, view spec) if *name* is a view name (``LOG@key=value,...`` with
-    known keys), else None. Pure syntax: the values are checked by
-    :func:`parse_view_spec`."""
-    at = name.find("@")
-    while at > 0:
-        spec = name[at + 1:]
-        if spec and all(_VIEW_SPEC.match(part) for part in spec.split(",")):
-            return name[:at], spec
-        at = name.find("@", at + 1)
-    return None
 
 
 def parse_view_spec(spec: str, now_ms: int) -> Selection:

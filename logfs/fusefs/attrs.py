@@ -16,6 +16,14 @@ measurements.
 
 Logs keep mode/uid/gid in the core (persisted in log.json). The root and topics use
 those of their backing directories in DATA, so they persist too.
+
+A view (views.py) shows its log's mode without the write bits, its owner, and its
+own size: the window's end minus its start. Its entry timeout is 0, so every path
+lookup of a view name asks the daemon again (a relative view re-resolves); while it
+follows the log its attribute timeout is short (:data:`VIEW_ATTR_TIMEOUT_S`): the
+kernel learns a view's growth only from getattr, since appends reach the log's inode,
+not the view's. A view whose end is fixed has the timeouts of a log and the mtime of
+its window (it no longer changes).
 """
 
 from __future__ import annotations
@@ -27,9 +35,14 @@ from typing import Callable
 
 import pyfuse3
 
+from logfs.fusefs.views import ViewWindow
+
 ATTR_TIMEOUT_S = 1.0
 ENTRY_TIMEOUT_S = 1.0
+VIEW_ENTRY_TIMEOUT_S = 0.0
+VIEW_ATTR_TIMEOUT_S = 0.1
 BLKSIZE = 128 * 1024
+WRITE_BITS = 0o222  # what a view's mode lacks of its log's
 
 
 def coarse_ns(ms: int, granularity_ns: int) -> int:
@@ -60,6 +73,33 @@ def log_attributes(ino: int, log, granularity_ns: int) -> pyfuse3.EntryAttribute
     a.st_blocks = (end - start + 511) // 512
     last = log.last_append_ms
     t = coarse_ns(last if last is not None else log.created_ms, granularity_ns)
+    a.st_mtime_ns = a.st_ctime_ns = a.st_atime_ns = t
+    a.st_birthtime_ns = log.created_ms * 1_000_000
+    return a
+
+
+def view_attributes(ino: int, log, window: ViewWindow, granularity_ns: int) -> pyfuse3.EntryAttributes:
+    """A view's figures: size = the window's length (growing with the log while it
+    follows it), blocks = the retained bytes it covers, mode = the log's without the
+    write bits. Calls the log's figures (no disk I/O beyond what they do)."""
+    a = _base(ino)
+    a.entry_timeout = VIEW_ENTRY_TIMEOUT_S
+    end = window.end_offset(log)
+    if window.follows:
+        a.attr_timeout = VIEW_ATTR_TIMEOUT_S
+        mtime_ms = log.last_append_ms
+    else:
+        mtime_ms = window.mtime_ms
+    if mtime_ms is None:
+        mtime_ms = log.created_ms
+    fa = log.attrs
+    a.st_mode = stat.S_IFREG | (stat.S_IMODE(fa.mode) & ~WRITE_BITS)
+    a.st_nlink = 1
+    a.st_uid, a.st_gid = fa.uid, fa.gid
+    a.st_size = end - window.start
+    retained = end - max(window.start, log.start_offset)
+    a.st_blocks = (retained + 511) // 512 if retained > 0 else 0
+    t = coarse_ns(mtime_ms, granularity_ns)
     a.st_mtime_ns = a.st_ctime_ns = a.st_atime_ns = t
     a.st_birthtime_ns = log.created_ms * 1_000_000
     return a

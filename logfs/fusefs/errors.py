@@ -18,7 +18,9 @@ ENOENT answers to ``lookup`` and ``getattr`` are logged at DEBUG: they say wheth
 a name or an inode still exists, which the kernel asks before every create, tools
 probe all the time, and a ``tail -f`` of a deleted log asks once a second. ENOENT
 from any other request (a write or a read on a log deleted while open) refuses
-something and is logged at INFO like every other refusal.
+something and is logged at INFO like every other refusal, and so is the lookup of a
+view whose log does not exist (``Refused(..., loud=True)``): a name that reads as a
+view is a request for something, not a probe.
 """
 
 from __future__ import annotations
@@ -31,17 +33,23 @@ from typing import Any, Awaitable, Callable, TypeVar
 import pyfuse3
 
 from logfs.core import errors as core_errors
+from logfs.core.selection import BadSelection
 
 log = logging.getLogger(__name__)
 
 
 class Refused(Exception):
-    """A request the adapter refuses on its own authority, with the errno to send."""
+    """A request the adapter refuses on its own authority, with the errno to send.
 
-    def __init__(self, errno_: int, reason: str) -> None:
+    ``loud``: log it at INFO even where its (request, errno) pair is normally an
+    answer logged at DEBUG (a view of a missing log: ENOENT from ``lookup``, but a
+    mistake in the name the user typed, so it gets its line)."""
+
+    def __init__(self, errno_: int, reason: str, *, loud: bool = False) -> None:
         super().__init__(reason)
         self.errno = errno_
         self.reason = reason
+        self.loud = loud
 
 
 # Most specific classes first: the first isinstance match wins.
@@ -50,6 +58,7 @@ CORE_ERRNOS: list[tuple[type[BaseException], int]] = [
     (core_errors.AlreadyExists, errno.EEXIST),
     (core_errors.NotEmpty, errno.ENOTEMPTY),
     (core_errors.InvalidName, errno.EINVAL),
+    (BadSelection, errno.EINVAL),
     (core_errors.ConfigError, errno.EINVAL),
     (core_errors.NotAppendable, errno.EPERM),
     (core_errors.OffsetOutOfRange, errno.ENODATA),
@@ -102,7 +111,8 @@ def to_fuse_error(op: str, args: tuple[Any, ...], exc: Exception) -> pyfuse3.FUS
     if isinstance(exc, (Refused, core_errors.StorageError)) and not isinstance(
         exc, core_errors.StorageIOError
     ):
-        level = logging.DEBUG if (op, code) in _QUIET else logging.INFO
+        quiet = (op, code) in _QUIET and not getattr(exc, "loud", False)
+        level = logging.DEBUG if quiet else logging.INFO
         log.log(level, "refused %s(%s): %s: %s", op, _describe_args(args), name, exc)
     elif isinstance(exc, (OSError, core_errors.StorageIOError)):
         log.warning("%s(%s) failed: %s: %s", op, _describe_args(args), name, exc)

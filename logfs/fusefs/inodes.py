@@ -11,6 +11,13 @@ file's cached pages for the new one.
 Lookup counts follow the FUSE protocol (every successful lookup/create/readdirplus
 entry adds one; ``forget`` subtracts). A node leaves the table when it is both
 unlinked from the namespace and forgotten by the kernel.
+
+Views (``web@since=1h``, views.py) are nodes of their own kind under their topic,
+kept apart from the names ``readdir`` lists. A view name maps to the node of the
+window it last resolved to; a lookup that resolves it to another window gets a new
+node (a new inode number), and the old one lives on for the descriptors open on it
+until the kernel forgets it. A view node leaves the table as soon as the kernel has
+forgotten it: nothing else refers to it.
 """
 
 from __future__ import annotations
@@ -21,6 +28,8 @@ from dataclasses import dataclass, field
 
 import pyfuse3
 
+from logfs.fusefs.views import ViewWindow
+
 ROOT_INODE = pyfuse3.ROOT_INODE
 
 
@@ -28,6 +37,7 @@ class Kind(enum.Enum):
     ROOT = "root"
     TOPIC = "topic"
     LOG = "log"
+    VIEW = "view"
 
 
 @dataclass
@@ -40,6 +50,8 @@ class Node:
     linked: bool = True
     # adapter-side counters (exposed by `logfs describe --json`)
     stats: dict[str, int] = field(default_factory=dict)
+    # a view's window (Kind.VIEW only; replaced when its end settles)
+    view: ViewWindow | None = None
 
 
 class InodeTable:
@@ -49,6 +61,7 @@ class InodeTable:
         self._next = itertools.count(ROOT_INODE + 1)
         self._nodes: dict[int, Node] = {ROOT_INODE: Node(ROOT_INODE, Kind.ROOT, ROOT_INODE, "")}
         self._by_name: dict[tuple[int, str], int] = {}
+        self._views: dict[tuple[int, str], int] = {}  # (topic inode, view name) -> inode
 
     def __getitem__(self, ino: int) -> Node:
         """The node for ``ino``; KeyError if the kernel sent an unknown inode."""
@@ -93,7 +106,8 @@ class InodeTable:
         self._by_name[(new_parent, new_name)] = ino
 
     def path(self, node: Node) -> tuple[str, ...]:
-        """``()`` for the root, ``(topic,)`` for a topic, ``(topic, log)`` for a log."""
+        """``()`` for the root, ``(topic,)`` for a topic, ``(topic, log)`` for a log,
+        ``(topic, view name)`` for a view."""
         if node.kind is Kind.ROOT:
             return ()
         if node.kind is Kind.TOPIC:
@@ -109,8 +123,38 @@ class InodeTable:
         if node is None or ino == ROOT_INODE:
             return
         node.lookups -= count
-        if node.lookups <= 0 and not node.linked:
+        if node.lookups <= 0 and (not node.linked or node.kind is Kind.VIEW):
             del self._nodes[ino]
+            if node.kind is Kind.VIEW and self._views.get((node.parent, node.name)) == ino:
+                del self._views[(node.parent, node.name)]
+
+    def view(self, parent: int, name: str, window: ViewWindow) -> Node:
+        """The view node for ``name`` under topic ``parent`` showing ``window``: the
+        one the name had if its window has the same key, else a new node (a new
+        inode number), which the name maps to from now on."""
+        ino = self._views.get((parent, name))
+        node = None if ino is None else self._nodes.get(ino)
+        if node is not None and node.view is not None and node.view.key == window.key:
+            return node
+        self.drop_view(parent, name)
+        node = Node(next(self._next), Kind.VIEW, parent, name, view=window)
+        self._nodes[node.ino] = node
+        self._views[(parent, name)] = node.ino
+        return node
+
+    def drop_view(self, parent: int, name: str) -> None:
+        """Forget which node the view ``name`` maps to (the node lives on until the
+        kernel forgets it)."""
+        ino = self._views.pop((parent, name), None)
+        node = None if ino is None else self._nodes.get(ino)
+        if node is not None:
+            node.linked = False
+            if node.lookups <= 0:
+                del self._nodes[ino]
+
+    def views(self) -> list[Node]:
+        """Every view node the kernel may still use."""
+        return [n for n in self._nodes.values() if n.kind is Kind.VIEW]
 
     def logs(self) -> list[Node]:
         """Every live log node (used after maintenance to invalidate caches)."""

@@ -31,6 +31,11 @@ mount would see bytes that were never written (docs/fuse.md, "Shared mappings").
 Descriptors opened read-only or write-only (``cat``, ``>>``, ``cp``) keep the page
 cache.
 
+Views (``web@since=1h``, views.py) are looked up by name, never listed, and read
+through the same path as logs (fileread.py); every request that would change one
+(open for writing, truncate, chmod/chown/touch, rm, mv) fails with EACCES: its mode
+has no write bits, so that is also what the kernel answers every user but root.
+
 All handlers run in the single trio thread, and only that thread calls the core
 (which is not thread-safe). Appends and reads are page-cache operations and run
 inline. ``fsync`` first writes the active segment's dirty pages from a worker thread
@@ -49,20 +54,22 @@ from typing import Any, Callable
 import pyfuse3
 import trio
 
-from logfs.core import Log, LogStore
+from logfs.core import GroupStore, Log, LogStore
 from logfs.core.naming import is_user_name
-from logfs.fusefs.attrs import DirAttrs, log_attributes
+from logfs.core.selection import split_view_name
+from logfs.fusefs.attrs import DirAttrs, log_attributes, view_attributes
 from logfs.fusefs import pyfuse3_features
-from logfs.fusefs.diskio import pread_cached, pread_path, write_out_pages
+from logfs.fusefs.diskio import write_out_pages
 from logfs.fusefs.errors import Refused, fuse_handler
+from logfs.fusefs.fileread import PAGE_SIZE, gather, read_slow_parts
 from logfs.fusefs.inodes import ROOT_INODE, InodeTable, Kind, Node
+from logfs.fusefs.views import NoteOnce, ViewWindow, resolve_view
 
 log = logging.getLogger(__name__)
 
 # log mtimes are rounded down to this when auto_inval_data stays on (attrs.py)
 FALLBACK_MTIME_GRANULARITY_S = 60.0
 
-PAGE_SIZE = 4096
 SPLIT_WRITE_RESERVE = (1 << 20) + (64 << 10)  # the largest FUSE write, plus index room
 
 
@@ -132,6 +139,8 @@ class LogfsOperations(pyfuse3.Operations):
         self.mtime_granularity_ns = int(mtime_granularity_s * 1e9)
         self.spawn = spawn
         self.inodes = InodeTable()
+        self.groups = GroupStore(data_dir)  # read only: `@group=G` views
+        self._note_view = NoteOnce()
         self.totals: dict[str, int] = {
             "read_calls": 0, "read_bytes": 0, "write_calls": 0, "write_bytes": 0,
             "cache_invalidations": 0,
@@ -161,7 +170,7 @@ class LogfsOperations(pyfuse3.Operations):
         node = self.inodes.get(ino)
         if node is None:
             raise Refused(errno.ENOENT, f"inode {ino} is unknown")
-        if not node.linked and node.kind is not Kind.ROOT:
+        if not node.linked and node.kind is not Kind.ROOT and node.kind is not Kind.VIEW:
             raise Refused(errno.ENOENT, f"{'/'.join(self.inodes.path(node))} was removed")
         return node
 
@@ -174,9 +183,51 @@ class LogfsOperations(pyfuse3.Operations):
 
     def _log_of(self, node: Node) -> Log:
         if node.kind is not Kind.LOG:
+            if node.kind is Kind.VIEW:
+                raise self._read_only(node)
             raise Refused(errno.EISDIR, "a topic is a directory")
         topic, name = self.inodes.path(node)
         return self.store.log(topic, name)
+
+    def _view_of(self, node: Node) -> tuple[Node, Log, ViewWindow]:
+        """A view's log node, log and window (its end fixed once its ``until`` has
+        passed). Refused(ENOENT) when the log was removed (or removed and created
+        again: the view belongs to the old one)."""
+        window = node.view
+        assert window is not None
+        log_node = self.inodes.get(window.log_ino)
+        if log_node is None or not log_node.linked:
+            raise Refused(errno.ENOENT, f"the log of the view {'/'.join(self.inodes.path(node))} "
+                          "was removed")
+        lg = self._log_of(log_node)
+        if window.until_ms is not None:
+            settled = window.settle(lg, self.store.clock.now_ms())
+            if settled is not window:
+                node.view = window = settled
+        return log_node, lg, window
+
+    def _read_only(self, node: Node) -> Refused:
+        return Refused(errno.EACCES, f"{'/'.join(self.inodes.path(node))} is a view: read-only "
+                       "(docs/spec.md, section 10)")
+
+    def _lookup_view(self, topic: Node, name: str) -> Node:
+        """The node of the view ``name`` in ``topic``, resolved now (views.py).
+        Refused(ENOENT, logged) if it does not read as a view of an existing log;
+        what ``resolve_view`` raises for a bad view."""
+        view = split_view_name(name)
+        if view is None:
+            raise Refused(errno.ENOENT, "no such log")
+        log_name, spec = view
+        if not is_user_name(log_name) or not self.store.has_log(topic.name, log_name):
+            self.inodes.drop_view(topic.ino, name)
+            raise Refused(errno.ENOENT, f"{name!r} reads as a view of the log {log_name!r}, "
+                          f"which topic {topic.name!r} does not have", loud=True)
+        log_node = self.inodes.ensure(topic.ino, log_name, Kind.LOG)
+        lg = self.store.log(topic.name, log_name)
+        window, note = resolve_view(lg, log_node.ino, spec, self.store.clock.now_ms(), self.groups)
+        if note is not None:
+            self._note_view(f"{topic.name}/{name}", note)
+        return self.inodes.view(topic.ino, name, window)
 
     def _topic_of(self, ino: int) -> str:
         node = self._node(ino)
@@ -191,6 +242,9 @@ class LogfsOperations(pyfuse3.Operations):
             lg = self._log_of(node)
             node.stats["start_offset"] = lg.start_offset
             return log_attributes(node.ino, lg, self.mtime_granularity_ns)
+        if node.kind is Kind.VIEW:
+            _log_node, lg, window = self._view_of(node)
+            return view_attributes(node.ino, lg, window, self.mtime_granularity_ns)
         nlink = 2 + (len(self.store.topics()) if node.kind is Kind.ROOT else 0)
         return self.dir_attrs.attributes(node.ino, nlink)
 
@@ -217,7 +271,9 @@ class LogfsOperations(pyfuse3.Operations):
         self.spawn(run)
 
     def invalidate_moved_starts(self) -> None:
-        """After maintenance: drop cached pages of every log whose start moved."""
+        """After maintenance: drop cached pages of every log whose start moved, and
+        of its views that held bytes below the new start."""
+        moved: dict[int, int] = {}
         for node in self.inodes.logs():
             try:
                 lg = self._log_of(node)
@@ -225,7 +281,18 @@ class LogfsOperations(pyfuse3.Operations):
                 continue
             if lg.start_offset != node.stats.get("start_offset", lg.start_offset):
                 self.invalidate_data(node)
+                moved[node.ino] = lg.start_offset
             node.stats["start_offset"] = lg.start_offset
+        if moved:
+            self._invalidate_views(moved)
+
+    def _invalidate_views(self, moved: dict[int, int]) -> None:
+        """Drop the cached pages of views whose window begins below their log's new
+        start (``moved``: log inode -> new start offset)."""
+        for view in self.inodes.views():
+            w = view.view
+            if w is not None and w.log_ino in moved and w.start < moved[w.log_ino]:
+                self.invalidate_data(view)
 
     def _count(self, node: Node, what: str, nbytes: int) -> None:
         self.totals[f"{what}_calls"] += 1
@@ -267,7 +334,7 @@ class LogfsOperations(pyfuse3.Operations):
             return self._entry(self.inodes.ensure(ROOT_INODE, sname, Kind.TOPIC))
         if parent.kind is Kind.TOPIC:
             if not is_user_name(sname) or not self.store.has_log(parent.name, sname):
-                raise Refused(errno.ENOENT, "no such log")
+                return self._entry(self._lookup_view(parent, sname))
             return self._entry(self.inodes.ensure(parent.ino, sname, Kind.LOG))
         raise Refused(errno.ENOTDIR, "a log is not a directory")
 
@@ -283,6 +350,8 @@ class LogfsOperations(pyfuse3.Operations):
     @fuse_handler
     async def setattr(self, inode, attr, fields, fh, ctx):
         node = self._node(inode)
+        if node.kind is Kind.VIEW:
+            raise self._read_only(node)
         if fields.update_size:
             if node.kind is not Kind.LOG:
                 raise Refused(errno.EISDIR, "cannot truncate a topic")
@@ -346,6 +415,7 @@ class LogfsOperations(pyfuse3.Operations):
         sname = _decode(name)
         if parent.kind is Kind.ROOT:
             raise Refused(errno.EISDIR, "a topic is a directory: use rmdir or rm -r")
+        self._refuse_view_name(parent, sname)
         self.store.delete_log(parent.name, sname)
         self.inodes.unlink(parent.ino, sname)
 
@@ -373,16 +443,24 @@ class LogfsOperations(pyfuse3.Operations):
         else:
             if new_parent.kind is not Kind.TOPIC:
                 raise Refused(errno.EPERM, "a log must stay inside a topic")
+            self._refuse_view_name(old_parent, old)
             if (old_parent.ino, old) != (new_parent.ino, new):
                 self.store.rename_log(old_parent.name, old, new_parent.name, new)
         self.inodes.move(old_parent.ino, old, new_parent.ino, new)
+
+    def _refuse_view_name(self, topic: Node, name: str) -> None:
+        """Refused(EACCES) if ``name`` in ``topic`` is a view rather than a log (rm or
+        mv of a view: it is read-only)."""
+        if split_view_name(name) is not None and not self.store.has_log(topic.name, name):
+            raise Refused(errno.EACCES, f"{topic.name}/{name} is a view: read-only; rm or mv "
+                          "the log itself (docs/spec.md, section 10)")
 
     # -------------------------------------------------------------- directories
 
     @fuse_handler
     async def opendir(self, inode, ctx):
         node = self._node(inode)
-        if node.kind is Kind.LOG:
+        if node.kind is Kind.LOG or node.kind is Kind.VIEW:
             raise Refused(errno.ENOTDIR, "a log is not a directory")
         fh = next(self._next_dir_fh)
         self._dir_handles[fh] = None
@@ -460,6 +538,12 @@ class LogfsOperations(pyfuse3.Operations):
     @fuse_handler
     async def open(self, inode, flags, ctx):
         node = self._node(inode)
+        if node.kind is Kind.VIEW:
+            self._view_of(node)  # ENOENT if its log is gone
+            if flags & os.O_ACCMODE != os.O_RDONLY or flags & os.O_TRUNC:
+                raise self._read_only(node)
+            # the pages of one view inode never change (views.py): keep them
+            return pyfuse3.FileInfo(fh=node.ino, keep_cache=True)
         lg = self._log_of(node)
         if flags & os.O_TRUNC:
             # `>` on a log: allowed only when it would change nothing (empty log).
@@ -468,50 +552,18 @@ class LogfsOperations(pyfuse3.Operations):
 
     @fuse_handler
     async def read(self, fh, off, size):
+        # what the page cache holds now, then what must come from the disk, from a
+        # worker thread (fileread.py); NULs below the start in the start's page
         node = self._node(fh)
-        lg = self._log_of(node)
-        start, end = lg.start_offset, lg.end_offset
-        if off >= end or size <= 0:
-            return b""
-        prefix = b""
-        if off < start:
-            # The kernel reads whole pages. The page holding the start offset also
-            # holds bytes below it: fill those with NULs so the retained bytes of that
-            # page stay readable; a request whose first page lies wholly below the
-            # start is a read below the start: ENODATA (via OffsetOutOfRange).
-            first_page_end = off - off % PAGE_SIZE + PAGE_SIZE
-            if first_page_end > start:
-                prefix = bytes(start - off)
-                size -= start - off
-                off = start
-        parts = [prefix]
-        slow = []  # (index in parts, path, position, length): not in the page cache
-        # read_range hands out a bounded number of ranges per call: a request spanning
-        # more segments takes several calls (a short reply would read as end of file)
-        pos, stop = off, off + size
-        while pos < stop:
-            try:
-                ranges = lg.read_range(pos, stop)
-            except Exception:  # noqa: BLE001 - a gap after some data: return that data
-                if pos > off:
-                    break
-                raise
-            if not ranges:
-                break
-            for r in ranges:
-                got = pread_cached(r.fd, r.length, r.position)
-                parts.append(got)
-                if len(got) < r.length:
-                    parts.append(b"")  # placeholder for the rest of this range
-                    slow.append((len(parts) - 1, r.path, r.position + len(got),
-                                 r.length - len(got)))
-                pos += r.length
+        if node.view is not None:  # a view: the log's bytes from the view's start
+            log_node, lg, window = self._view_of(node)
+            parts, slow = gather(lg, window.start, window.end_offset(lg), off, size)
+            node = log_node  # counted as bytes served of the log (`logfs describe`)
+        else:
+            lg = self._log_of(node)
+            parts, slow = gather(lg, 0, lg.end_offset, off, size)
         if slow:
-            # Disk reads go to a worker thread through descriptors of our own (by path:
-            # the core's descriptors are only valid until the next call into the store),
-            # so one cold read does not stall every other request.
-            for i, path, pos, length in slow:
-                parts[i] = await trio.to_thread.run_sync(pread_path, path, length, pos)
+            await read_slow_parts(parts, slow)
         data = b"".join(parts)
         self._count(node, "read", len(data))
         return data
@@ -543,6 +595,7 @@ class LogfsOperations(pyfuse3.Operations):
         if lg.start_offset != start:  # retention deleted segments: drop their cached pages
             node.stats["start_offset"] = lg.start_offset
             self.invalidate_data(node)
+            self._invalidate_views({node.ino: lg.start_offset})
         self.totals["write_calls"] += 1
         self.totals["write_bytes"] += n
         stats = node.stats
@@ -561,6 +614,8 @@ class LogfsOperations(pyfuse3.Operations):
     @fuse_handler
     async def fsync(self, fh, datasync):
         node = self._node(fh)
+        if node.kind is Kind.VIEW:
+            return None  # a read-only descriptor: nothing of its own to write
         lg = self._log_of(node)
         # The slow part of an fsync is writing the dirty pages of the active segment.
         # Do that from a worker thread through a descriptor of our own (fsync works per
