@@ -12,6 +12,10 @@ FUSE.
   ``--format json``); times.py: the append time the sparse time index gives a record
 - member.py: one consumer per group at a time (an flock per group)
 - progress.py: the catch-up progress line on a terminal's stderr
+- window.py: when written records must be committed; signals.py: Ctrl-C and
+  SIGTERM without losing a batch's bookkeeping
+- options.py: what ``logfs consume`` is asked, checked; commands.py: the command
+  lines of both commands
 - runner.py: ``logfs consume``: catching up, following (inotify, logfs/watch.py),
   committing
 - groupcli.py: ``logfs groups`` list, describe, reset, delete

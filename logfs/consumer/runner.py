@@ -36,12 +36,9 @@ every log at least once a second without events, and picks up logs created in a
 followed topic (read from their first record).
 
 Signals: SIGINT (Ctrl-C) and SIGTERM end the consumer after a final commit (exit
-0). One that arrives while a batch is being written lets the batch finish first, so
-the commit covers everything written; while the consumer sleeps it ends at once. A
-second signal ends it at once in any case (a stdout that no one reads any more):
-the batch in progress is then read again next time. A closed stdout (EPIPE) ends it
-after a final commit too (exit 141, as a process killed by SIGPIPE). Every other
-failure is a :class:`ConsumeError` with one line for the person.
+0), the batch being written finished first (signals.py). A closed stdout (EPIPE)
+ends it after a final commit too (exit 141, as a process killed by SIGPIPE). Every
+other failure is a :class:`ConsumeError` with one line for the person.
 """
 
 from __future__ import annotations
@@ -49,86 +46,29 @@ from __future__ import annotations
 import errno
 import os
 import select
-import signal
 import time
-from dataclasses import dataclass
-from types import FrameType
 
-from logfs.core import (GroupStore, InvalidName, Log, LogStore, NotFound, OffsetOutOfRange,
-                        StorageError, open_log_store)
-from logfs.core.groups import ConsumerGroup, check_group_name
+from logfs.core import (GroupStore, Log, LogStore, NotFound, OffsetOutOfRange, StorageError,
+                        open_log_store)
+from logfs.core.groups import ConsumerGroup
 from logfs.core.naming import CHECKPOINT_FILE
-from logfs.core.selection import RESETS, BadSelection, parse_time
+from logfs.core.selection import parse_time
 from logfs.paths import PathError, locate_all
 
 from . import starts
 from .member import GroupBusy, GroupMember
-from .output import FORMATS, RecordWriter, make_writer
+from .options import ConsumeError, ConsumeOptions, check_options
+from .output import RecordWriter, make_writer
 from .progress import Progress
-from .window import DEFAULT_COMMIT_EVERY, DEFAULT_COMMIT_MS, CommitWindow
+from .signals import StopSignals, Stopped
+from .window import CommitWindow
 
-__all__ = ["ConsumeError", "ConsumeOptions", "Consumer", "run_consume"]
+__all__ = ["ConsumeError", "ConsumeOptions", "Consumer", "run_consume"]  # the first two: options.py
+
 FOLLOW_FALLBACK_S = 1.0         # a follower looks at every log this often without events
 BATCH_BYTES = 8 << 20           # raw records per batch (sendfile), at most about
 FORMATTED_BATCH_BYTES = 1 << 20  # --format json / --print-offset: read into memory
 EXIT_PIPE = 141                 # 128 + SIGPIPE, what a shell reports for `cat` in a closed pipe
-
-
-class ConsumeError(Exception):
-    """A refusal or failure, one line for the person; ``code`` is the exit status."""
-
-    def __init__(self, message: str, code: int = 1) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-class _Stopped(Exception):
-    """SIGINT or SIGTERM: stop now."""
-
-
-class StopSignals:
-    """SIGINT and SIGTERM while the consumer runs: the first asks it to stop after
-    the batch in progress (:attr:`requested`), or stops it at once while it sleeps
-    (:attr:`sleeping`); a second stops it at once. Python runs the handler between
-    two bytecodes, so raising there could lose the bookkeeping of a batch just
-    written: it raises only where nothing is in flight."""
-
-    def __init__(self) -> None:
-        self.requested = 0
-        self.sleeping = False
-        self.shielded = False  # the last commit: one fdatasync, never cut short
-        self._old: dict[int, object] = {}
-
-    def _handle(self, signum: int, frame: FrameType | None) -> None:
-        self.requested += 1
-        if not self.shielded and (self.sleeping or self.requested > 1):
-            raise _Stopped()
-
-    def install(self) -> None:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            self._old[sig] = signal.signal(sig, self._handle)
-
-    def restore(self) -> None:
-        for sig, old in self._old.items():
-            signal.signal(sig, old if old is not None else signal.SIG_DFL)  # type: ignore[arg-type]
-        self._old.clear()
-
-
-@dataclass(frozen=True)
-class ConsumeOptions:
-    """What ``logfs consume`` was asked (the command line's options)."""
-
-    paths: tuple[str, ...]
-    group: str | None = None
-    start: str = "earliest"              # --from
-    reset: str = "earliest"              # --reset
-    until: str | None = None             # --until TIME
-    max_records: int | None = None       # --max
-    follow: bool = False
-    fmt: str = "raw"                     # --format
-    print_offset: bool = False
-    commit_every: int = DEFAULT_COMMIT_EVERY
-    commit_ms: int = DEFAULT_COMMIT_MS
 
 
 class Cursor:
@@ -456,34 +396,6 @@ class Consumer:
         return max(0.0, wait)
 
 
-def check_options(opts: ConsumeOptions) -> None:
-    """Refuse what cannot be asked (exit 2). Raises ConsumeError."""
-    if opts.fmt not in FORMATS:
-        raise ConsumeError(f"--format {opts.fmt!r}: use one of {', '.join(FORMATS)}", 2)
-    if opts.print_offset and opts.fmt == "json":
-        raise ConsumeError("--print-offset is for raw lines: --format json has record and offset", 2)
-    if opts.reset not in RESETS:
-        raise ConsumeError(f"--reset {opts.reset!r}: use earliest or latest", 2)
-    if opts.max_records is not None and opts.max_records < 0:
-        raise ConsumeError("--max must be 0 or more", 2)
-    if opts.commit_every < 1 or opts.commit_ms < 1:
-        raise ConsumeError("--commit-every and --commit-ms must be at least 1", 2)
-    try:
-        starts.parse_from(opts.start, 0)
-    except BadSelection as exc:
-        raise ConsumeError(f"--from {exc}", 2) from None
-    if opts.until is not None:
-        try:
-            parse_time(opts.until, 0)
-        except BadSelection as exc:
-            raise ConsumeError(f"--until: {exc}", 2) from None
-    if opts.group is not None:
-        try:
-            check_group_name(opts.group)
-        except InvalidName as exc:
-            raise ConsumeError(f"--group: {exc}", 2) from None
-
-
 def run_consume(opts: ConsumeOptions) -> int:
     """``logfs consume``: returns the exit status. Raises ConsumeError (one line for
     the person); Ctrl-C and SIGTERM end it cleanly (StopSignals)."""
@@ -517,7 +429,7 @@ def run_consume(opts: ConsumeOptions) -> int:
         consumer.commit()  # the starting positions the group did not have
         consumer.run()
         return 0
-    except _Stopped:
+    except Stopped:
         return 0
     except BrokenPipeError:
         return EXIT_PIPE
