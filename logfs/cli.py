@@ -609,7 +609,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()  # a closed stdout shows here, not in the interpreter's exit
+        return code
     except KeyboardInterrupt:
         return 130
     except CliError as exc:
