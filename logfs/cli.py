@@ -27,6 +27,8 @@ examples:
   logfs describe /mnt/logs/orders/eu           # offsets, records, segments, config
   logfs config /mnt/logs/orders retention.ms=604800000
   logfs serve ./data --port 8480               # the HTTP exporter: curl localhost:8480/orders/eu
+  logfs consume --group billing --follow /mnt/logs/orders   # every log of the topic, at least once
+  logfs groups describe billing /mnt/logs      # committed records, lag, last commit
   logfs umount /mnt/logs
 
 Run `logfs COMMAND --help` for each command's options.
@@ -278,26 +280,14 @@ class _Target:
     """What `describe`/`config` talk to: the daemon of a mount, or DATA itself."""
 
     def __init__(self, path: str) -> None:
-        from logfs.datadir import find_data_dir
-        from logfs.fusefs import mounts
+        from logfs.paths import PathError, locate
         self.path = path
         self.store = None
-        found = mounts.logfs_mount_containing(os.path.abspath(path))
-        if found is not None:
-            entry, parts = found
-            self.data, self.parts, self.via_mount = entry.source, parts, True
-        else:
-            on_disk = find_data_dir(path) if os.path.lexists(path) else None
-            if on_disk is None:
-                if not os.path.lexists(path):
-                    raise CliError(f"{path} does not exist")
-                raise CliError(f"{path} is not inside a logfs mount or a logfs data directory "
-                               "(MOUNT[/topic[/log]] or DATA[/topic[/log]])")
-            self.data, self.parts = on_disk
-            self.via_mount = False
-        if len(self.parts) > 2:
-            raise CliError(f"{path}: a logfs path is MOUNT, MOUNT/topic or MOUNT/topic/log "
-                           "(or DATA, DATA/topic, DATA/topic/log)")
+        try:
+            found = locate(path)
+        except PathError as exc:
+            raise CliError(str(exc)) from None
+        self.data, self.parts, self.via_mount = found.data, found.parts, found.via_mount
 
     def ask(self, message: dict[str, Any]) -> dict[str, Any]:
         """Ask the daemon; without one (DATA not mounted) answer from a read-only
@@ -529,9 +519,54 @@ def cmd_bench(args) -> int:
     return run_cli(args, "logfs bench " + " ".join(sys.argv[2:]))
 
 
+# ------------------------------------------------------------ consume & groups
+
+def _add_consume(sub) -> None:
+    from logfs.consumer.commands import CONSUME_DESCRIPTION, CONSUME_EPILOG, add_consume_arguments
+    p = sub.add_parser("consume", help="print whole records of logs to stdout; with --group, at least once",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description=CONSUME_DESCRIPTION, epilog=CONSUME_EPILOG)
+    add_consume_arguments(p, _FILE)
+    p.set_defaults(func=cmd_consume)
+
+
+def cmd_consume(args) -> int:
+    from logfs.consumer.commands import CommandError, run_consume_command
+    try:
+        return run_consume_command(args)
+    except CommandError as exc:
+        raise CliError(str(exc), exc.code) from None
+
+
+def _add_groups(sub) -> None:
+    from logfs.consumer.commands import GROUPS_DESCRIPTION, GROUPS_EPILOG, add_groups_arguments
+    p = sub.add_parser("groups", help="list, describe, reset or delete consumer groups",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description=GROUPS_DESCRIPTION, epilog=GROUPS_EPILOG)
+    add_groups_arguments(p, _FILE, cmd_groups)
+
+
+def cmd_groups(args) -> int:
+    from logfs.consumer.commands import CommandError, run_groups_command
+    try:
+        return run_groups_command(args)
+    except CommandError as exc:
+        raise CliError(str(exc), exc.code) from None
+
+
+GROUPS_COMMANDS = ("list", "describe", "reset", "delete")
+
 # ----------------------------------------------------------------------- main
 
-def build_parser() -> argparse.ArgumentParser:
+_SUBCOMMANDS = {"mount": _add_mount, "umount": _add_umount, "unmount": _add_umount,
+                "config": _add_config, "describe": _add_describe, "serve": _add_serve,
+                "consume": _add_consume, "groups": _add_groups, "bench": _add_bench}
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The whole parser, or with *command* (a subcommand's name) only that
+    subcommand's: the others' options import the FUSE daemon, the exporter and the
+    bench (a few hundred ms), which `logfs consume` has no use for."""
     parser = _Parser(
         prog="logfs", formatter_class=argparse.RawDescriptionHelpFormatter,
         description="logfs: Kafka's log, as files. Topics are directories, logs are "
@@ -540,29 +575,51 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG)
     parser.add_argument("--version", action="version", version=f"logfs {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    _add_mount(sub)
-    _add_umount(sub)
-    _add_config(sub)
-    _add_describe(sub)
-    _add_serve(sub)
-    _add_bench(sub)
+    if command in _SUBCOMMANDS:
+        _SUBCOMMANDS[command](sub)
+        return parser
+    for add in dict.fromkeys(_SUBCOMMANDS.values()):
+        add(sub)
     return parser
+
+
+def _with_groups_shorthand(argv: list[str]) -> list[str]:
+    """`logfs groups [PATH] [--json]` is `logfs groups list [PATH] [--json]`."""
+    if argv[:1] == ["groups"]:
+        rest = argv[1:]
+        if not rest or (rest[0] not in GROUPS_COMMANDS and rest[0] not in ("-h", "--help")):
+            return ["groups", "list", *rest]
+    return argv
 
 
 def main(argv: list[str] | None = None) -> int:
     """The CLI's one error boundary: bad input and refusals are one line on stderr and
     a non-zero exit, never a traceback (LOGFS_DEBUG=1 shows one for a bug)."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = _with_groups_shorthand(sys.argv[1:] if argv is None else list(argv))
+    parser = build_parser(argv[0] if argv else None)
+    args, extra = parser.parse_known_args(argv)
+    if extra and getattr(args, "groups_command", None) == "reset" and \
+            not any(x.startswith("-") for x in extra):
+        # argparse (before 3.13) gives LOG... nothing once an option came between G and
+        # them (`reset G --to earliest LOG`): they are the extra words
+        args.paths = [p for p in args.paths if p != "."] + extra
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
     try:
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()  # a closed stdout shows here, not in the interpreter's exit
+        return code
     except KeyboardInterrupt:
         return 130
     except CliError as exc:
         return _die(str(exc), exc.code)
+    except BrokenPipeError:  # stdout's reader left (`| head`): as a process SIGPIPE ended
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # nothing left to flush at exit
+        return 141
     except OSError as exc:
         where = f"{exc.filename}: " if exc.filename else ""
         return _die(f"{where}{exc.strerror or exc}")

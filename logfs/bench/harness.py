@@ -2,7 +2,9 @@
 
 Runs workloads W1–W8 against a plain directory on the same disk, bindfs and a logfs
 mount, and (HTTP) ``logfs serve`` against nginx with sendfile and a Python
-read()/send() server; writes ``performance.json``, the table in ``performance.md``
+read()/send() server; then the consumers (issue 12): ``logfs consume`` against
+``cat`` through the mount (W9), the consumer-group store's commit rate (W10) and
+``logfs consume --follow`` latency (W5); writes ``performance.json``, the table in ``performance.md``
 and the chart ``performance.png`` into the output directory (``docs/`` for a full
 run, ``bench-results/`` for ``--quick``), and prints the ratios against the issue's
 targets. It installs what it lacks first (bindfs and nginx-light with apt-get,
@@ -27,6 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from logfs.bench import consume_workloads as cw
 from logfs.bench import fs_workloads as fsw
 from logfs.bench import net_workloads as netw
 from logfs.bench import report
@@ -39,11 +42,11 @@ MiB = 1 << 20
 FULL = {"append_mib": 2048, "lines": 1_000_000, "latency_lines": 10_000, "latency_rate": 1000,
         "follow_lines": {1: 15, 10: 100, 100: 1000, 1000: 10_000}, "quiet_lines": 10,
         "download_mib": [10, 512, 1024], "clients": 100, "client_mib": 10, "records": 10_000_000,
-        "ttfb_samples": 200, "reps": 3}
+        "ttfb_samples": 200, "reps": 3, "commit_s": 3.0}
 QUICK = {"append_mib": 256, "lines": 100_000, "latency_lines": 2000, "latency_rate": 1000,
          "follow_lines": {1: 3, 10: 20, 100: 200, 1000: 2000}, "quiet_lines": 3,
          "download_mib": [10, 256], "clients": 100, "client_mib": 1, "records": 1_000_000,
-         "ttfb_samples": 100, "reps": 1}
+         "ttfb_samples": 100, "reps": 1, "commit_s": 1.0}
 
 
 def log(msg: str) -> None:
@@ -239,6 +242,10 @@ def run(sizes: dict, workdir: Path, out: Path, profile: bool, warm_memory: bool 
                 "1 s of quiet), a consumer following the exporter")
             _attempt(results, "W5_follow", "logfs_serve", netw.w5_follow, serve, lfs.path("w5f"), "w5f",
                      sizes["follow_lines"], sizes["quiet_lines"])
+        if lfs is not None:
+            log("W5: the same lines through the mount, a `logfs consume --follow` printing them")
+            _attempt(results, "W5_consume", "logfs_consume", cw.w5_consume, lfs.path("w5c"),
+                     sizes["follow_lines"], sizes["quiet_lines"])
 
         log(f"W7: first byte of ?record=N and ?since=T in a log of {sizes['records']:,} records")
         w7data = workdir / "w7-data"
@@ -250,7 +257,31 @@ def run(sizes: dict, workdir: Path, out: Path, profile: bool, warm_memory: bool 
         except Exception as exc:  # noqa: BLE001
             results["W7"] = {"logfs_serve": {"error": f"{type(exc).__name__}: {exc}"[:500]}}
             log(f"  W7 FAILED: {exc}")
+
+        log(f"W9: logfs consume of W7's log ({sizes['records']:,} records, mounted) against cat "
+            "through the mount, each into a pipe")
+        _w9(results, workdir, w7data, sizes)
+        log(f"W10: consumer-group commits for {sizes['commit_s']:g} s, one log and 100 logs a commit")
+        _attempt(results, "W10", "logfs", cw.w10_commit_rate, str(workdir / "w10-data"), sizes["commit_s"])
     return results
+
+
+def _w9(results: dict, workdir: Path, w7data: Path, sizes: dict) -> None:
+    """Mount W7's log (its DATA moved to where a LogfsMount of workdir/w9 looks) and
+    time cat and logfs consume of it."""
+    try:
+        if not w7data.is_dir():
+            raise SystemUnavailable("W7 built no log")
+        home = workdir / "w9"
+        home.mkdir(exist_ok=True)
+        os.rename(w7data, home / "logfs-data")
+        with LogfsMount(home) as mount:
+            for name, res in cw.w9_consume(mount.path("w7"), sizes["records"], sizes["reps"]).items():
+                results.setdefault("W9", {})[name] = res
+                log(f"  W9 {name:<20} {res['MB_s']} MB/s, {res['records_s']:,} records/s")
+    except Exception as exc:  # noqa: BLE001
+        results["W9"] = {"logfs_consume": {"error": f"{type(exc).__name__}: {exc}"[:500]}}
+        log(f"  W9 FAILED: {exc}")
 
 
 def _machine() -> str:
@@ -280,6 +311,8 @@ def build_parser(prog: str = "python -m logfs.bench") -> argparse.ArgumentParser
                                        "  W6 downloads of 10 MiB, 512 MiB, 1 GiB and 100 x 10 MiB (curl, alternating)\n"
                                        "  W7 first byte of ?record= / ?since=\n"
                                        "  W8 daemon peak RSS and fds during W1-W3\n"
+                                       "  W9 logfs consume of W7's log against cat through the mount\n"
+                                       "  W10 consumer-group commits/s (fdatasync each)\n"
                                        "The core alone: python -m logfs.bench.core")
     add_arguments(p)
     return p

@@ -1,8 +1,9 @@
 """Turn the harness's results into ratios, target checks, a Markdown table and a PNG.
 
-The results dict (also written as JSON) maps a workload (``W1`` ... ``W8``,
-``W5_poll``, ``W5_follow``) to ``{system: figures}``; see :data:`ROWS` for which
-figure of which workload each table row shows.
+The results dict (also written as JSON) maps a workload (``W1`` ... ``W10``,
+``W5_poll``, ``W5_follow``, ``W5_consume``) to ``{system: figures}``; see
+:data:`ROWS` for which figure of which workload each table row shows, and
+:func:`consumer_rows` for the consumers' table (W9, W10, W5 of ``logfs consume``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from dataclasses import dataclass
 
 FS_SYSTEMS = [("plain", "plain dir"), ("bindfs", "bindfs"), ("logfs", "logfs")]
 NET_SYSTEMS = [("nginx", "nginx sendfile"), ("python", "Python read/send"), ("logfs_serve", "logfs serve")]
+CONSUME_SYSTEMS = [("cat_mount", "cat through the mount"), ("logfs_consume", "logfs consume"),
+                   ("logfs_consume_group", "logfs consume --group")]
 
 
 @dataclass(frozen=True)
@@ -108,7 +111,7 @@ class Target:
 
 
 def check_targets(r: dict) -> list[dict]:
-    """Every target of issues 6 and 9, with the measured value and whether it holds."""
+    """Every target of issues 6, 9 and 12, with the measured value and whether it holds."""
     v = lambda w, s, f: value(r, w, s, f)  # noqa: E731
     checks = [
         (Target("W1 logfs / plain dir", ">=", 0.5, "x"), _ratio(v("W1", "logfs", "MB_s"), v("W1", "plain", "MB_s"))),
@@ -141,6 +144,15 @@ def check_targets(r: dict) -> list[dict]:
                     _ratio(v("W6", "logfs_serve", f"{key}_MB_s"), v("W6", "nginx", f"{key}_MB_s"))),
                    (Target(f"W6 {label}, CPU/GiB logfs serve / nginx", "<=", 1.0, "x"),
                     _ratio(v("W6", "logfs_serve", f"{key}_cpu_s_per_GiB"), v("W6", "nginx", f"{key}_cpu_s_per_GiB")))]
+    # issue 12: consumers
+    checks += [
+        (Target("W9 logfs consume / cat through the mount", ">=", 0.8, "x"),
+         _ratio(v("W9", "logfs_consume", "MB_s"), v("W9", "cat_mount", "MB_s"))),
+        (Target("W5 logfs consume --follow p99 (every rate, after quiet)", "<", 3.0, "ms"),
+         v("W5_consume", "logfs_consume", "p99_ms")),
+        (Target("W10 group commits/s, fdatasync each", ">=", 1000.0, "commits/s"),
+         v("W10", "logfs", "one_commits_s")),
+    ]
     checks += [
         (Target("W7 ?record=N first byte p99", "<", 10.0, "ms"), v("W7", "logfs_serve", "record_p99_ms")),
         (Target("W7 ?since=T first byte p99", "<", 10.0, "ms"), v("W7", "logfs_serve", "since_p99_ms")),
@@ -185,6 +197,33 @@ def _table(results: dict, group: str) -> list[str]:
     return lines
 
 
+def consumer_rows(results: dict) -> list[tuple[str, str, str]]:
+    """(figure, value, unit) rows of the consumers' table: W9 per system with the
+    ratio to cat, W5 of logfs consume per rate, W10."""
+    out = []
+    w9 = results.get("W9", {})
+    records = next((f.get("records") for f in w9.values() if isinstance(f, dict) and f.get("records")), None)
+    what = f"W9 read a log of {records:,} records into a pipe" if records else "W9 read a log into a pipe"
+    for system, label in CONSUME_SYSTEMS:
+        mbs = value(results, "W9", system, "MB_s")
+        out.append((f"{what}: {label}", _fmt(mbs), "MB/s"))
+    r = _ratio(value(results, "W9", "logfs_consume", "MB_s"), value(results, "W9", "cat_mount", "MB_s"))
+    out.append(("W9 logfs consume / cat through the mount", "–" if r is None else f"{r:.2f}x", ""))
+    for rate in FOLLOW_RATES:
+        for q in ("p50", "p99"):
+            out.append((f"W5 logfs consume --follow at {rate:,} lines/s, {q}",
+                        _fmt(value(results, "W5_consume", "logfs_consume", f"r{rate}_{q}_ms")), "ms"))
+    for q in ("p50", "p99"):
+        out.append((f"W5 logfs consume --follow, a line after 1 s of quiet, {q}",
+                    _fmt(value(results, "W5_consume", "logfs_consume", f"quiet_{q}_ms")), "ms"))
+    for key, label in (("one", "one log a commit"), ("batch100", "100 logs a commit")):
+        out.append((f"W10 group commits, {label}", _fmt(value(results, "W10", "logfs", f"{key}_commits_s")),
+                    "commits/s"))
+        out.append((f"W10 group commits, {label}, positions", _fmt(value(results, "W10", "logfs",
+                                                                         f"{key}_positions_s")), "positions/s"))
+    return out
+
+
 def markdown(results: dict, png_name: str | None) -> str:
     meta = results.get("meta", {})
     out = [f"Run {meta.get('date', '?')} on {meta.get('machine', '?')}; mode `{meta.get('mode', '?')}`, "
@@ -213,13 +252,16 @@ def markdown(results: dict, png_name: str | None) -> str:
                 f"**{'yes' if w3.get('whole_lines') else 'NO: ' + str(w3.get('problem'))}**."]
     out += ["", "### HTTP: nginx (sendfile on), a Python read()/send() server, logfs serve", ""]
     out += _table(results, "net")
+    out += ["", "### Consumers: logfs consume and the consumer-group store", "",
+            "| figure | measured | unit |", "| --- | --- | --- |"]
+    out += [f"| {label} | {val} | {unit} |" for label, val, unit in consumer_rows(results)]
     warm = results.get("memory_warmup")
     if warm:
         out += ["", f"Before W1 the harness touched {warm['MiB']:,} MiB of memory once "
                 f"({warm['ms_per_MiB']} ms per MiB{': a fresh VM' if warm['ms_per_MiB'] > 0.5 else ''}; "
                 f"{warm.get('reporting', '')}), so that W1 measures the filesystems, not the VM's first "
                 "touch of page-cache memory."]
-    out += ["", "### Targets (issues 6 and 9)", "", "| target | measured | limit | holds |",
+    out += ["", "### Targets (issues 6, 9 and 12)", "", "| target | measured | limit | holds |",
             "| --- | --- | --- | --- |"]
     for t in results.get("targets", []):
         unit = "x" if t["unit"] == "x" else f" {t['unit']}"

@@ -7,7 +7,8 @@ with ``os.sendfile``. See docs/exporter.md.
 - planner.py: a request as a byte span of a log, through the core's reader view
 - listing.py: ``GET /``, ``GET /<topic>`` and the per-log gauges of ``/metrics``
 - streaming.py: bodies and follow streams as sendfile'd slices
-- inotify.py: waking followers when a log's directory changes
+- logfs.watch (outside the package, shared with `logfs consume`): waking followers
+  when a log's directory changes
 - connection.py: one client's request cycle over h11; server.py: the accept loop and
   :func:`serve_exporter`; cli.py: ``main(argv)``
 """

@@ -36,10 +36,10 @@ from typing import Protocol
 import h11
 import trio
 
-from logfs.core import LogStore, StorageError
+from logfs.core import GroupStore, LogStore, StorageError
+from logfs.watch import DirectoryWatcher
 
 from .errors import storage_errors_as_http
-from .inotify import DirectoryWatcher
 from .listing import describe_all, describe_topic
 from .metrics import ExporterMetrics
 from .planner import now_ms, open_reachable_log, plan_log_read
@@ -84,6 +84,7 @@ class SharedState(Protocol):
     """What every connection shares (server.ExporterServer is one)."""
 
     store: LogStore
+    groups: GroupStore          # the consumer groups of DATA, read for ?group= (never written)
     limits: Limits
     token: bytes | None
     metrics: ExporterMetrics
@@ -388,7 +389,7 @@ class HttpConnection:
                 for name, value in request.headers:
                     if name == b"range":
                         range_header = value
-                plan = plan_log_read(log, route.query, range_header, now_ms())
+                plan = plan_log_read(log, route.query, range_header, now_ms(), self.server.groups)
                 ex.status = plan.status
                 await send_log(self, plan, head_only, self.server.watcher)
                 # a follow stream read (and dropped) whatever the client sent meanwhile

@@ -7,6 +7,12 @@ What the planner refuses on its own it raises as HttpError; what the core raises
 (a log deleted meanwhile, a missing segment) it lets through, to the caller's error
 boundary (errors.py).
 
+Where a read starts and stops is the core's shared selection (logfs/core/selection.py:
+``resolve_start``, ``resolve_end``), the same for views and ``logfs consume``.
+``group=G`` starts at G's committed position (read only: nothing here commits); a
+position G does not have, or one retention removed, starts by ``reset`` and says so
+in a ``Logfs-Note`` header.
+
 Offsets in ``Range``/``Content-Range`` are the log's byte offsets: they never change,
 so ``Content-Range: bytes a-b/END`` has the log's end offset as the complete length,
 and a range below the start (removed by retention) is 416 with ``Content-Range:
@@ -28,7 +34,8 @@ import stat
 import time
 from dataclasses import dataclass
 
-from logfs.core import Log, LogStore
+from logfs.core import GroupStore, Log, LogStore
+from logfs.core.selection import resolve_end, resolve_start
 
 from .errors import below_start, beyond_end
 from .protocol import HttpError, base_headers
@@ -51,6 +58,7 @@ class LogPlan:
     start: int
     end: int | None
     until_ms: int | None = None
+    note: str | None = None
 
 
 def now_ms() -> int:
@@ -82,37 +90,22 @@ def open_reachable_log(store: LogStore, topic: str, name: str) -> Log:
     return store.log(topic, name)
 
 
-def since_position(log: Log, t_ms: int) -> int:
-    """Start of the first record appended at or after *t_ms* (core: never later,
-    less than one index interval earlier)."""
-    return max(log.start_offset, log.time_position(t_ms))
-
-
 def until_position(log: Log, t_ms: int) -> int:
     """End of the records appended at or before *t_ms* (core: never drops one)."""
     return log.time_end_position(t_ms)
 
 
-def _start_for(log: Log, q: LogQuery) -> int:
-    start = log.start_offset
-    end = log.end_offset
+def _start_for(log: Log, q: LogQuery, groups: GroupStore | None) -> tuple[int, str | None]:
+    """(start offset, note) of *q* in *log*: the core's resolve_start, with an
+    offset outside the log answered 416 by the exporter itself."""
     if q.offset is not None:
-        if q.offset < start:
+        if q.offset < log.start_offset:
             raise below_start(log, f"offset {q.offset}")
-        if q.offset > end:
+        if q.offset > log.end_offset:
             raise beyond_end(log, f"offset {q.offset}")
-        return q.offset
-    if q.record is not None:
-        return log.record_position(q.record)  # OffsetOutOfRange below the start: 416
-    if q.since_ms is not None:
-        return since_position(log, q.since_ms)
-    if q.last is not None:
-        records = log.records
-        tail = log.record_position(records)
-        lines = records + (1 if tail < end else 0)
-        first = max(log.start_record, lines - q.last)
-        return log.record_position(first) if first < lines else end
-    return start
+    # a record below the start is OffsetOutOfRange: 416 through the error boundary
+    start = resolve_start(log, q.selection, groups, q.reset)
+    return start.offset, start.note
 
 
 def _log_headers(log: Log, body_offset: int) -> list[tuple[bytes, bytes]]:
@@ -124,35 +117,41 @@ def _log_headers(log: Log, body_offset: int) -> list[tuple[bytes, bytes]]:
     return headers
 
 
-def plan_log_read(log: Log, query: bytes, range_header: bytes | None, now_ms: int) -> LogPlan:
-    """Decide status, headers and byte span for ``GET /<topic>/<log>``. Raises
-    HttpError (400 malformed, 416 outside the retained data) and what the core raises
-    (for the caller's boundary, errors.py). A ``Range`` naming several ranges is
-    ignored: the whole log, 200 (RFC 9110 lets a server ignore Range)."""
+def plan_log_read(log: Log, query: bytes, range_header: bytes | None, now_ms: int,
+                  groups: GroupStore | None = None) -> LogPlan:
+    """Decide status, headers and byte span for ``GET /<topic>/<log>``; *groups*
+    answers ``group=`` (read only). Raises HttpError (400 malformed, 416 outside the
+    retained data) and what the core raises (for the caller's boundary, errors.py).
+    A ``Range`` naming several ranges is ignored: the whole log, 200 (RFC 9110 lets a
+    server ignore Range). Blocks briefly on the disk (index lookups, a group's file)."""
     try:
         q = parse_log_query(query, now_ms)
         brange = parse_byte_range(range_header) if range_header is not None else None
     except BadRequest as exc:
         raise HttpError(400, str(exc)) from None
     if brange is not None and (q.has_start or q.follow or q.until_ms is not None):
-        raise HttpError(400, "Range cannot be combined with offset, record, since, last, until or follow")
+        raise HttpError(400, "Range cannot be combined with offset, record, since, last, group, "
+                             "until or follow")
     with log.pinned():  # one view of the log for the whole plan (no await inside)
         if brange is not None:
             return _plan_range(log, brange)
-        start = _start_for(log, q)
+        start, note = _start_for(log, q, groups)
         if q.until_ms is not None:
             if q.follow and q.until_ms > now_ms:
                 end_at = None  # stream until the clock passes until
             else:
-                end_at = max(start, until_position(log, q.until_ms))
+                until_end = resolve_end(log, q.selection)
+                end_at = start if until_end is None else max(start, until_end)
         else:
             end_at = None if q.follow else log.end_offset
         headers = _log_headers(log, start)
+    if note is not None:  # a group position missing or removed: where it started instead
+        headers.append((b"logfs-note", note.encode("ascii", "backslashreplace")))
     if end_at is not None:
         headers.append((b"content-length", str(end_at - start).encode()))
     else:
         headers += [(b"cache-control", b"no-store"), (b"x-accel-buffering", b"no")]
-    return LogPlan(200, headers, log, start, end_at, until_ms=q.until_ms)
+    return LogPlan(200, headers, log, start, end_at, until_ms=q.until_ms, note=note)
 
 
 def _plan_range(log: Log, r: ByteRange) -> LogPlan:

@@ -1,14 +1,20 @@
-"""Parsing what a client asks for: the query string of a log request, times and
-durations, and the ``Range`` header. Pure functions on strings: no I/O, no clock
-(the caller passes ``now_ms``).
+"""Parsing what a client asks for: the query string of a log request and the
+``Range`` header. Pure functions on strings: no I/O, no clock (the caller passes
+``now_ms``).
 
-Query parameters of ``GET /<topic>/<log>``:
+Query parameters of ``GET /<topic>/<log>``: the selectors every consumer path shares
+(logfs/core/selection.py: the same words as views in the mount and ``logfs
+consume``) and the exporter's own two:
 
     offset=BYTE     start at this byte offset of the log
     record=N        start at record (line) N, counted from 0 since the log began
     since=TIME      start at the first record appended at or after TIME
     last=N          start N records before the end (like ``tail -n N``)
+    group=G         start at consumer group G's committed position (read only:
+                    the exporter never commits)
     until=TIME      end after the last record appended at or before TIME
+    reset=earliest|latest   with group: where to start when G has no position for
+                    the log, or retention removed it (default earliest)
     follow=1        keep streaming as data arrives (like ``tail -f``)
 
 TIME is ISO 8601 (``2026-11-25T10:00:00Z``; no zone means UTC), a duration before
@@ -20,17 +26,21 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from urllib.parse import unquote_to_bytes
+
+from logfs.core import InvalidName
+from logfs.core.groups import check_group_name
+from logfs.core.selection import (RESETS, SELECTOR_KEYS, BadSelection, Selection,
+                                  parse_selection)
+from logfs.core.selection import parse_time as _parse_selection_time
 
 __all__ = ["BadRequest", "ByteRange", "LogQuery", "parse_byte_range", "parse_log_query",
            "parse_time"]
 
 MAX_QUERY_PARAMS = 16
-_DURATION = re.compile(r"^(\d{1,12})(ms|s|m|h|d|w)$")
-_UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
 _INT = re.compile(r"^\d{1,19}$")
-START_KEYS = ("offset", "record", "since", "last")
+EXPORTER_KEYS = ("follow", "reset")
+KNOWN_KEYS = SELECTOR_KEYS + EXPORTER_KEYS
 
 
 class BadRequest(ValueError):
@@ -39,18 +49,40 @@ class BadRequest(ValueError):
 
 @dataclass(frozen=True)
 class LogQuery:
-    """What part of a log a client asked for. At most one start selector is set."""
+    """What part of a log a client asked for: a selection (at most one start) and
+    whether to follow."""
 
-    offset: int | None = None
-    record: int | None = None
-    since_ms: int | None = None
-    last: int | None = None
-    until_ms: int | None = None
+    selection: Selection = Selection()
     follow: bool = False
+    reset: str = "earliest"
+
+    @property
+    def offset(self) -> int | None:
+        return self.selection.offset
+
+    @property
+    def record(self) -> int | None:
+        return self.selection.record
+
+    @property
+    def since_ms(self) -> int | None:
+        return self.selection.since_ms
+
+    @property
+    def last(self) -> int | None:
+        return self.selection.last
+
+    @property
+    def group(self) -> str | None:
+        return self.selection.group
+
+    @property
+    def until_ms(self) -> int | None:
+        return self.selection.until_ms
 
     @property
     def has_start(self) -> bool:
-        return any(v is not None for v in (self.offset, self.record, self.since_ms, self.last))
+        return self.selection.has_start
 
 
 @dataclass(frozen=True)
@@ -62,38 +94,13 @@ class ByteRange:
     suffix: int | None = None
 
 
-def parse_duration_ms(text: str) -> int | None:
-    """``10m`` -> 600000; None if *text* is not a duration."""
-    m = _DURATION.match(text)
-    if not m:
-        return None
-    return int(m.group(1)) * _UNIT_MS[m.group(2)]
-
-
 def parse_time(text: str, now_ms: int) -> int:
-    """A time as epoch milliseconds. Raises BadRequest."""
-    text = text.strip()
-    if not text:
-        raise BadRequest("empty time")
-    ago = parse_duration_ms(text)
-    if ago is not None:
-        return now_ms - ago
-    if _INT.match(text):
-        return int(text)
+    """A time as epoch milliseconds (logfs.core.selection.parse_time). Raises
+    BadRequest."""
     try:
-        when = datetime.fromisoformat(text.replace("z", "Z"))
-    except ValueError:
-        raise BadRequest(f"bad time {text!r}: use ISO 8601 (2026-11-25T10:00:00Z), "
-                         "a duration (10m, 2h, 7d) or epoch milliseconds") from None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return int(when.timestamp() * 1000)
-
-
-def _parse_count(key: str, value: str) -> int:
-    if not _INT.match(value):
-        raise BadRequest(f"{key}={value!r}: expected a non-negative integer")
-    return int(value)
+        return _parse_selection_time(text, now_ms)
+    except BadSelection as exc:
+        raise BadRequest(str(exc)) from None
 
 
 def _split_query(query: bytes) -> list[tuple[str, str]]:
@@ -126,24 +133,25 @@ def parse_log_query(query: bytes, now_ms: int) -> LogQuery:
         if key in seen:
             raise BadRequest(f"parameter {key!r} given twice")
         seen[key] = value
-    unknown = set(seen) - {"offset", "record", "since", "last", "until", "follow"}
+    unknown = set(seen) - set(KNOWN_KEYS)
     if unknown:
-        raise BadRequest(f"unknown parameter {sorted(unknown)[0]!r}; known: offset, record, "
-                         "since, last, until, follow")
-    starts = [k for k in START_KEYS if k in seen]
-    if len(starts) > 1:
-        raise BadRequest(f"choose one of offset, record, since, last (got {', '.join(starts)})")
-    follow = seen.get("follow")
+        raise BadRequest(f"unknown parameter {sorted(unknown)[0]!r}; known: {', '.join(KNOWN_KEYS)}")
+    follow = seen.pop("follow", None)
     if follow is not None and follow not in ("", "1", "0", "true", "false", "yes", "no"):
         raise BadRequest(f"follow={follow!r}: expected 1 or 0")
-    return LogQuery(
-        offset=_parse_count("offset", seen["offset"]) if "offset" in seen else None,
-        record=_parse_count("record", seen["record"]) if "record" in seen else None,
-        since_ms=parse_time(seen["since"], now_ms) if "since" in seen else None,
-        last=_parse_count("last", seen["last"]) if "last" in seen else None,
-        until_ms=parse_time(seen["until"], now_ms) if "until" in seen else None,
-        follow=follow in ("", "1", "true", "yes"),
-    )
+    reset = seen.pop("reset", None)
+    if reset is not None:
+        if reset not in RESETS:
+            raise BadRequest(f"reset={reset!r}: expected {' or '.join(RESETS)}")
+        if "group" not in seen:
+            raise BadRequest("reset= applies to group= only")
+    try:
+        selection = parse_selection(list(seen.items()), now_ms)
+        if selection.group is not None:
+            check_group_name(selection.group)
+    except (BadSelection, InvalidName) as exc:
+        raise BadRequest(str(exc)) from None
+    return LogQuery(selection, follow=follow in ("", "1", "true", "yes"), reset=reset or RESETS[0])
 
 
 def parse_byte_range(value: bytes) -> ByteRange | None:

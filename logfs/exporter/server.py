@@ -5,7 +5,7 @@ Theory of operation (the whole package): each accepted socket gets one task
 (connection.py) that reads a request under a deadline, routes it (protocol.py),
 plans the bytes over the core's reader view (planner.py) and sends them with
 ``os.sendfile`` (streaming.py): no segment byte enters Python memory. Followers
-sleep until inotify reports a change in their log's directory (inotify.py). The
+sleep until inotify reports a change in their log's directory (logfs/watch.py). The
 storage core's exceptions are turned into HTTP answers in one place (errors.py),
 around each request's dispatch.
 
@@ -25,10 +25,10 @@ import socket as _stdsocket
 
 import trio
 
-from logfs.core import LogStore, open_log_store
+from logfs.core import GroupStore, LogStore, open_log_store
+from logfs.watch import DirectoryWatcher
 
 from .connection import HttpConnection
-from .inotify import DirectoryWatcher
 from .listing import log_gauges
 from .metrics import ExporterMetrics
 from .protocol import HttpError, Limits
@@ -40,10 +40,12 @@ __all__ = ["ExporterServer", "serve_exporter"]
 
 
 class ExporterServer:
-    """The state shared by all connections: the store, the watcher, the metrics."""
+    """The state shared by all connections: the store, its consumer groups (read
+    only), the watcher, the metrics."""
 
     def __init__(self, store: LogStore, limits: Limits, token: bytes | None) -> None:
         self.store = store
+        self.groups = GroupStore(store.data_dir)
         self.limits = limits
         self.token = token
         self.metrics = ExporterMetrics()

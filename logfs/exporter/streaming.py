@@ -10,7 +10,7 @@ tasks call into the store while this one waits for its socket, so every slice is
 ``os.dup``-ed before the first await and closed once sent.
 
 A follower loops: send what the log holds past its position, then wait until the
-writer publishes a new end (its checkpoint write, seen through inotify: inotify.py)
+writer publishes a new end (its checkpoint write, seen through inotify: logfs/watch.py)
 or the log's directory changes, at most ``FOLLOW_FALLBACK_S``; a second task watches
 the socket so a client that closes or resets ends the stream at once. The stream
 ends normally (the final chunk) when the log is deleted or renamed, or once the
@@ -33,8 +33,8 @@ import trio
 
 from logfs.core import NotFound, StorageError
 from logfs.core.naming import CHECKPOINT_FILE
+from logfs.watch import DirectoryWatcher
 
-from .inotify import DirectoryWatcher
 from .metrics import ExporterMetrics
 from .planner import LogPlan, now_ms, until_position
 from .protocol import REASONS, FileSlice

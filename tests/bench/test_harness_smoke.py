@@ -26,6 +26,12 @@ FIGURES = {  # workload -> systems -> the figures each must report
     "W6": (NET, ("single_{0}MiB_MB_s", "concurrent_MB_s", "single_{0}MiB_cpu_s_per_GiB", "concurrent_cpu_s_per_GiB")),
     "W7": (("logfs_serve",), ("record_p50_ms", "record_p99_ms", "since_p50_ms", "since_p99_ms")),
     "W8": (("bindfs", "logfs"), ("peak_rss_MiB", "peak_fds")),
+    # issue 12: the consumers
+    "W5_consume": (("logfs_consume",), ("p50_ms", "p99_ms") + tuple(f"r{r}_{q}_ms" for r in (1, 10, 100, 1000)
+                                                                  for q in ("p50", "p99"))
+                   + ("quiet_p50_ms", "quiet_p99_ms")),
+    "W9": (("cat_mount", "logfs_consume", "logfs_consume_group"), ("MB_s", "records_s", "seconds")),
+    "W10": (("logfs",), ("one_commits_s", "one_us_per_commit", "batch100_commits_s", "batch100_positions_s")),
 }
 
 
@@ -67,17 +73,20 @@ def test_harness_reports_every_workload(tmp_path):
                 positive = got[fig] >= 0 if fig.endswith("_ms") else got[fig] > 0
                 assert isinstance(got[fig], (int, float)) and positive, (workload, system, fig, got)
     assert res["W3"]["logfs"]["whole_lines"] is True, res["W3"]["logfs"]
-    for w in ("W5_poll", "W5_follow"):  # latencies are times, not garbage: under a second
+    w9 = res["W9"]  # the same bytes through cat and logfs consume
+    assert w9["cat_mount"]["bytes"] == w9["logfs_consume"]["bytes"] == w9["logfs_consume_group"]["bytes"] > 0
+    for w in ("W5_poll", "W5_follow", "W5_consume"):  # latencies are times, not garbage: under a second
         for system, got in res[w].items():
             assert got["p50_ms"] <= got["p99_ms"] < 1000, (w, system, got)
     assert res["memory_warmup"]["MiB"] > 0
     sizes = res["meta"]["sizes"]["download_mib"]
-    assert len(res["targets"]) == 21 + 2 * (len(sizes) + 1) and all(t["holds"] is not None for t in res["targets"]
+    assert len(res["targets"]) == 24 + 2 * (len(sizes) + 1) and all(t["holds"] is not None for t in res["targets"]
                                              if not any(s in t["target"] for s in ("bindfs", "nginx"))), res["targets"]
 
     md = (out / "performance.md").read_text()
     for label in ("W1 append", "W4 read, warm", "W6 download of", "W5 exporter follow at 100 lines/s",
-                  "W7 first byte", "Targets (issues 6 and 9)", "touched"):
+                  "W7 first byte", "Targets (issues 6, 9 and 12)", "touched", "Consumers: logfs consume",
+                  "W9 read a log of", "W5 logfs consume --follow at 100 lines/s", "W10 group commits"):
         assert label in md, label
     for target in res["targets"]:
         assert target["target"] in r.stdout, f"ratio {target['target']!r} not printed"

@@ -90,3 +90,20 @@ def test_the_exporter_module_refuses_the_same_way(places):
                         "99999"], capture_output=True, text=True, timeout=30)
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1 and "not a port" in r.stderr
+
+
+def test_a_closed_stdout_is_no_error_message(tmp_path):
+    """`logfs describe ... | head` (the reader gone before the output is written):
+    quiet, with status 141 as a process SIGPIPE ended (it printed "Exception ignored
+    ... BrokenPipeError" and exited 120)."""
+    import os
+    data = tmp_path / "data"
+    (data / ".logfs").mkdir(parents=True)
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # nobody will read
+    try:
+        r = subprocess.run([LOGFS, "describe", "--json", str(data)], stdout=write_end,
+                           stderr=subprocess.PIPE, text=True, timeout=30)
+    finally:
+        os.close(write_end)
+    assert (r.returncode, r.stderr) == (141, "")

@@ -67,6 +67,17 @@ def test_queries():
             parse_log_query(bad, NOW)
 
 
+def test_group_queries():
+    """?group=G (and &reset=) parse through the core's shared selectors."""
+    q = parse_log_query(b"group=billing%20eu&follow=1", NOW)
+    assert (q.group, q.follow, q.reset, q.has_start) == ("billing eu", True, "earliest", True)
+    assert parse_log_query(b"group=g&reset=latest&until=10m", NOW).reset == "latest"
+    for bad in (b"group=", b"group=g&since=1h", b"reset=latest", b"group=g&reset=now",
+                b"group=tab%09", b"group=" + b"x" * 250):
+        with pytest.raises(BadRequest):
+            parse_log_query(bad, NOW)
+
+
 def test_ranges():
     assert parse_byte_range(b"bytes=0-99") == ByteRange(0, 99)
     assert parse_byte_range(b"bytes=100-") == ByteRange(100, None)

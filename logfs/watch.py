@@ -1,6 +1,12 @@
-"""Waking followers when a log changes: Linux inotify through ctypes, read by trio.
+"""Waking followers when a log changes: Linux inotify through ctypes.
 
-Theory of operation. One inotify descriptor serves the whole exporter. A follower
+Two kinds of followers use it: the exporter's follow streams (``logfs serve``, in
+trio: :meth:`DirectoryWatcher.run` and :meth:`WatchedDirectory.wait_change`) and
+``logfs consume --follow`` (a plain loop: ``poll`` on :meth:`DirectoryWatcher.fileno`,
+then :meth:`DirectoryWatcher.read_events`). Everything but those two waits is
+synchronous.
+
+Theory of operation. One inotify descriptor serves the whole process. A follower
 subscribes to its log's directory and the log's *signal file*
 (:meth:`DirectoryWatcher.subscribe`); both are watched once however many followers
 share them (reference counts). The writer publishes a new end of the log by writing
@@ -9,9 +15,11 @@ the checkpoint's live slot with ``pwrite`` (logfs/core/checkpoint.py), which rai
 the new bytes are readable, so a follower never finds the segment ahead of the
 published end and never has to look again on a timer. Segment writes raise no event
 for us (the directory is watched without ``IN_MODIFY``), which keeps a busy log from
-waking the exporter twice per append. The directory watch reports rolls
+waking a follower twice per append. The directory watch reports rolls
 (``IN_CREATE``), retention (``IN_DELETE``), renames and deletion of the log itself;
-the file watch is added when the signal file appears if it did not exist yet.
+the file watch is added when the signal file appears if it did not exist yet. A
+directory subscribed without a signal file (a topic, whose new logs a consumer
+picks up) reports its entries appearing, disappearing and changing.
 
 Any event bumps the watched directory's *generation* and wakes every waiter; a
 follower remembers the generation it last saw, so an event that arrives between two
@@ -94,17 +102,20 @@ class WatchedDirectory:
         self.refs = 0
         self.generation = 0
         self.gone = False
-        self._changed = trio.Event()
+        self._changed: trio.Event | None = None  # made by the first trio waiter
 
     def bump(self) -> None:
         self.generation += 1
-        self._changed.set()
-        self._changed = trio.Event()
+        changed, self._changed = self._changed, None
+        if changed is not None:
+            changed.set()
 
     async def wait_change(self, seen_generation: int, timeout_s: float) -> int:
-        """Wait until the generation differs from *seen_generation* or *timeout_s*
-        passes; returns the current generation."""
+        """Wait (in trio) until the generation differs from *seen_generation* or
+        *timeout_s* passes; returns the current generation."""
         if self.generation == seen_generation:
+            if self._changed is None:
+                self._changed = trio.Event()
             with trio.move_on_after(timeout_s):
                 await self._changed.wait()
         return self.generation
@@ -112,7 +123,9 @@ class WatchedDirectory:
 
 class DirectoryWatcher:
     """Watches directories with inotify (or, where inotify is missing, wakes every
-    ``fallback_s``). Run :meth:`run` in a nursery; use :meth:`subscribe`."""
+    ``fallback_s``). Use :meth:`subscribe`; in trio, run :meth:`run` in a nursery;
+    elsewhere, wait for :meth:`fileno` to be readable and call :meth:`read_events`.
+    Close it with :meth:`close` when it is not run by :meth:`run`."""
 
     def __init__(self, fallback_s: float = 1.0) -> None:
         self.fallback_s = fallback_s
@@ -132,6 +145,30 @@ class DirectoryWatcher:
     @property
     def uses_inotify(self) -> bool:
         return self._fd >= 0
+
+    def fileno(self) -> int:
+        """The inotify descriptor (readable when events wait), or -1 without inotify."""
+        return self._fd
+
+    def read_events(self) -> int:
+        """Read the events waiting (without blocking) and bump the directories they
+        concern; returns how many were read (0 if none waited)."""
+        if self._fd < 0:
+            return 0
+        before = self.events
+        while True:
+            try:
+                buf = os.read(self._fd, 65536)
+            except BlockingIOError:
+                break
+            self._dispatch(buf)
+        return self.events - before
+
+    def close(self) -> None:
+        """Release the inotify descriptor (every watch with it)."""
+        fd, self._fd = self._fd, -1
+        if fd >= 0:
+            os.close(fd)
 
     def _add_watch(self, path: str, mask: int) -> int:
         """A watch descriptor, or -1 when *path* does not exist (or the limit is hit)."""
@@ -208,9 +245,7 @@ class DirectoryWatcher:
                     continue
                 self._dispatch(buf)
         finally:
-            fd, self._fd = self._fd, -1
-            if fd >= 0:
-                os.close(fd)
+            self.close()
 
     def _dispatch(self, buf: bytes) -> None:
         woken: set[int] = set()
