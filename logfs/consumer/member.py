@@ -25,12 +25,11 @@ import os
 
 from logfs.core import GroupStore
 from logfs.core.groups import group_file_name
-from logfs.core.naming import GROUP_SUFFIX
+from logfs.core.naming import GROUP_SUFFIX, MEMBER_SUFFIX
 
 __all__ = ["GroupBusy", "GroupMember", "MEMBER_SUFFIX", "holder_pid", "member_path"]
 
 # to move to logfs/core/naming.py beside GROUP_SUFFIX (asked of the merger)
-MEMBER_SUFFIX = ".member"
 
 
 class GroupBusy(Exception):

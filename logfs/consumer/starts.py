@@ -101,18 +101,8 @@ def _reset(log: Log, reset: str) -> StartPoint:
 
 def record_at(log: Log, offset: int) -> int:
     """The number of the record that starts at byte *offset* (a record boundary at
-    or after the first whole record): a binary search over record numbers, each step
-    an index lookup (logfs.core has no offset-to-record lookup yet)."""
-    lo, hi = log.start_record, log.records
-    if lo > hi:
-        return lo
-    while lo < hi:  # the first n whose record starts at or after offset
-        mid = (lo + hi) // 2
-        if log.record_position(mid) < offset:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
+    or after the first whole record): the core's offset-to-record lookup."""
+    return log.record_at(offset)
 
 
 def at(log: Log, spec: FromSpec, reset: str) -> StartPoint:

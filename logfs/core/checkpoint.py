@@ -180,7 +180,7 @@ class Checkpoint:
         a daemon crash, not a power loss; SIGKILL cannot cut a system call's copy in
         half). The write is also the *publication* of the new end: it raises inotify's
         IN_MODIFY on the checkpoint, which wakes followers in other processes
-        (exporter/inotify.py) exactly when the bytes are readable.
+        (logfs/watch.py) exactly when the bytes are readable.
         The two live slots are written in turn (*both*: at once, when the log's end
         moved back, e.g. after recovery cut a tail the other slot still covers).
         *tentative*: how many bytes before *position* belong to an append that may be

@@ -452,6 +452,20 @@ class Log:
         except OSError as exc:
             raise self._os_error(exc) from None
 
+    def record_at(self, offset: int) -> int:
+        """The record number at byte *offset* (how many newlines lie before it: the
+        record that starts there, or the one it falls inside of, plus one). An index
+        lookup and a scan of at most one interval. OffsetOutOfRange below the start;
+        an offset past the end counts to the end."""
+        self._maybe_refresh()
+        if offset < self.start_offset:
+            raise OffsetOutOfRange(f"offset {offset} of {self.topic}/{self.name} is below the log "
+                                   f"start {self.start_offset} (removed by retention)")
+        try:
+            return seeks.records_before(self._segments, min(offset, self.end_offset))
+        except OSError as exc:
+            raise self._os_error(exc) from None
+
     def time_position(self, t_ms: int) -> int:
         """Offset of the first record appended at or after *t_ms*: never later than
         that record, and less than one index interval earlier (exactly that record

@@ -6,6 +6,7 @@
         clean-shutdown             present only after a clean close
         daemon.log                 the daemon's log (written by the CLI, not the core)
         groups/<group>.offsets     a consumer group's committed positions (groups.py)
+        groups/<group>.member      flock'ed by the group's one running `logfs consume`
       <topic>/                     a topic: a directory
         .logfs-topic.json          the topic's configuration overrides
         <log>/                     a log: a directory of segments
@@ -33,6 +34,7 @@ STORE_META_DIR = ".logfs"
 LOCK_FILE = "lock"
 GROUPS_DIR = "groups"
 GROUP_SUFFIX = ".offsets"
+MEMBER_SUFFIX = ".member"  # the lock the one consumer of a group holds (logfs/consumer)
 CLEAN_MARKER = "clean-shutdown"
 STORE_CONFIG_FILE = "config.json"
 TOPIC_CONFIG_FILE = ".logfs-topic.json"

@@ -10,6 +10,7 @@ so here every answer lies inside the retained data.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Sequence
 
 from .errors import CorruptIndex
@@ -46,6 +47,22 @@ def record_position(segments: Sequence[Segment], n: int) -> int:
         if pos >= 0:
             return seg.base + pos
     return _end(segments)
+
+
+def records_before(segments: Sequence[Segment], offset: int) -> int:
+    """How many newlines lie before byte *offset* of the log: the number of the record
+    that starts there, if one does. The inverse of :func:`record_position`: the
+    segment holding *offset*, the last offset-index entry at or before it, then a
+    count of the newlines of at most one index interval."""
+    if not segments:
+        return 0
+    i = max(0, bisect.bisect_right(segments, offset, key=lambda seg: seg.base) - 1)
+    seg = segments[i]
+    rel = max(0, min(offset - seg.base, seg.size))
+    oindex = seg.offset_index()
+    k = oindex.bisect_right(lambda e: e[1], rel)  # entries at or before rel
+    records, pos = (oindex.get(k - 1)[:2]) if k else (0, 0)
+    return seg.base_record + records + seg.count_newlines(pos, rel)
 
 
 def time_position(segments: Sequence[Segment], t_ms: int) -> int:

@@ -222,3 +222,19 @@ def test_seeks_when_the_clock_steps_back(tmp_path):
             assert since >= last_since and until >= last_until, f"seeks moved backwards at {t}"
             last_since, last_until = since, until
         assert log.last_append_ms == effective
+
+
+def test_record_at_is_the_inverse_of_record_position(tmp_path):
+    """Log.record_at(offset) counts the newlines before an offset through the offset
+    index; at every record start it gives back the record's number."""
+    store, content, _appends = build(tmp_path / "data", lines=1_500)
+    with store:
+        log = store.log(TOPIC, LOG)
+        starts = record_starts(content)
+        for n in list(range(0, len(starts), 7)) + [len(starts) - 1]:
+            assert log.record_at(starts[n]) == n
+        for off in range(0, len(content), 97):  # inside records too
+            assert log.record_at(off) == content.count(b"\n", 0, off)
+        assert log.record_at(len(content) + 100) == content.count(b"\n")
+        with open_log_store(str(tmp_path / "data"), readonly=True) as reader:
+            assert reader.log(TOPIC, LOG).record_at(starts[500]) == 500
