@@ -31,6 +31,15 @@ examples:
   logfs groups describe billing /mnt/logs      # committed records, lag, last commit
   logfs umount /mnt/logs
 
+views (read-only files, looked up by name, never listed; docs/spec.md section 10):
+  MOUNT/TOPIC/LOG@KEY=VALUE[,KEY=VALUE]
+    start (at most one): offset=BYTE  record=N  since=TIME  last=N  group=GROUP
+    end: until=TIME (without it the view grows with the log)
+    TIME: ISO 8601 (2026-12-01T09:00, ...Z, ...+01:00; no zone = UTC),
+          a duration before now (500ms 90s 10m 2h 7d 1w), or epoch milliseconds
+  cat '/mnt/logs/orders/eu@since=1h'           # what was appended in the last hour
+  tail -n +1 -f '/mnt/logs/orders/eu@last=100' # like tail -n 100 -f, exact
+
 Run `logfs COMMAND --help` for each command's options.
 """
 

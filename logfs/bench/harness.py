@@ -33,6 +33,7 @@ from logfs.bench import consume_workloads as cw
 from logfs.bench import fs_workloads as fsw
 from logfs.bench import net_workloads as netw
 from logfs.bench import report
+from logfs.bench import views_bench
 from logfs.bench.systems import (Bindfs, FsTarget, LogfsMount, LogfsServe, Nginx, PlainDir,
                                  ReadSendServer, SystemUnavailable, is_mounted)
 
@@ -279,9 +280,20 @@ def _w9(results: dict, workdir: Path, w7data: Path, sizes: dict) -> None:
             for name, res in cw.w9_consume(mount.path("w7"), sizes["records"], sizes["reps"]).items():
                 results.setdefault("W9", {})[name] = res
                 log(f"  W9 {name:<20} {res['MB_s']} MB/s, {res['records_s']:,} records/s")
+            log(f"W11: view open latency (lookup, open, first 4 KiB) on the same log, "
+                f"{sizes['ttfb_samples']} samples per kind of view")
+            _attempt(results, "W11", "logfs", _w11, mount.root, sizes["ttfb_samples"])
     except Exception as exc:  # noqa: BLE001
         results["W9"] = {"logfs_consume": {"error": f"{type(exc).__name__}: {exc}"[:500]}}
         log(f"  W9 FAILED: {exc}")
+
+
+def _w11(mountpoint: str, samples: int) -> dict:
+    """views_bench.measure_view_open, plus the worst p50/p99 over the kinds of view."""
+    res = views_bench.measure_view_open(mountpoint, "bench", "w7", samples)
+    res["p50_ms"] = max(res[f"{k}_p50_ms"] for k in views_bench.KINDS)
+    res["p99_ms"] = max(res[f"{k}_p99_ms"] for k in views_bench.KINDS)
+    return res
 
 
 def _machine() -> str:
@@ -313,6 +325,7 @@ def build_parser(prog: str = "python -m logfs.bench") -> argparse.ArgumentParser
                                        "  W8 daemon peak RSS and fds during W1-W3\n"
                                        "  W9 logfs consume of W7's log against cat through the mount\n"
                                        "  W10 consumer-group commits/s (fdatasync each)\n"
+                                       "  W11 view open latency (LOG@record=N and the like) on W7's log\n"
                                        "The core alone: python -m logfs.bench.core")
     add_arguments(p)
     return p

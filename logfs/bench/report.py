@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from logfs.bench.views_bench import KINDS as VIEW_KINDS
+
 FS_SYSTEMS = [("plain", "plain dir"), ("bindfs", "bindfs"), ("logfs", "logfs")]
 NET_SYSTEMS = [("nginx", "nginx sendfile"), ("python", "Python read/send"), ("logfs_serve", "logfs serve")]
 CONSUME_SYSTEMS = [("cat_mount", "cat through the mount"), ("logfs_consume", "logfs consume"),
@@ -152,6 +154,8 @@ def check_targets(r: dict) -> list[dict]:
          v("W5_consume", "logfs_consume", "p99_ms")),
         (Target("W10 group commits/s, fdatasync each", ">=", 1000.0, "commits/s"),
          v("W10", "logfs", "one_commits_s")),
+        (Target("W11 view open latency p99 (every kind of view)", "<", 5.0, "ms"),
+         v("W11", "logfs", "p99_ms")),
     ]
     checks += [
         (Target("W7 ?record=N first byte p99", "<", 10.0, "ms"), v("W7", "logfs_serve", "record_p99_ms")),
@@ -216,6 +220,10 @@ def consumer_rows(results: dict) -> list[tuple[str, str, str]]:
     for q in ("p50", "p99"):
         out.append((f"W5 logfs consume --follow, a line after 1 s of quiet, {q}",
                     _fmt(value(results, "W5_consume", "logfs_consume", f"quiet_{q}_ms")), "ms"))
+    for kind in VIEW_KINDS:
+        for q in ("p50", "p99"):
+            out.append((f"W11 open a view ({kind.replace('_', '+')}) and read 4 KiB, {q}",
+                        _fmt(value(results, "W11", "logfs", f"{kind}_{q}_ms")), "ms"))
     for key, label in (("one", "one log a commit"), ("batch100", "100 logs a commit")):
         out.append((f"W10 group commits, {label}", _fmt(value(results, "W10", "logfs", f"{key}_commits_s")),
                     "commits/s"))

@@ -32,6 +32,7 @@ FIGURES = {  # workload -> systems -> the figures each must report
                    + ("quiet_p50_ms", "quiet_p99_ms")),
     "W9": (("cat_mount", "logfs_consume", "logfs_consume_group"), ("MB_s", "records_s", "seconds")),
     "W10": (("logfs",), ("one_commits_s", "one_us_per_commit", "batch100_commits_s", "batch100_positions_s")),
+    "W11": (("logfs",), ("record_p50_ms", "record_p99_ms", "group_p99_ms", "p50_ms", "p99_ms")),
 }
 
 
@@ -80,7 +81,7 @@ def test_harness_reports_every_workload(tmp_path):
             assert got["p50_ms"] <= got["p99_ms"] < 1000, (w, system, got)
     assert res["memory_warmup"]["MiB"] > 0
     sizes = res["meta"]["sizes"]["download_mib"]
-    assert len(res["targets"]) == 24 + 2 * (len(sizes) + 1) and all(t["holds"] is not None for t in res["targets"]
+    assert len(res["targets"]) == 25 + 2 * (len(sizes) + 1) and all(t["holds"] is not None for t in res["targets"]
                                              if not any(s in t["target"] for s in ("bindfs", "nginx"))), res["targets"]
 
     md = (out / "performance.md").read_text()
