@@ -493,6 +493,16 @@ class Log:
             raise self._os_error(exc) from None
         return self.record_position(self.records) if limit is None else limit
 
+    def time_marks(self, a: int, b: int) -> list[tuple[int, int]]:
+        """(offset, timestamp_ms) marks of the time index over [a, b): the append time
+        at *a*, then each later index entry (seeks.time_marks). Kafka's Fetch cuts its
+        batches there, so each batch carries its records' append time."""
+        self._maybe_refresh()
+        try:
+            return seeks.time_marks(self._segments, a, b)
+        except OSError as exc:
+            raise self._os_error(exc) from None
+
     def _os_error(self, exc: OSError) -> StorageIOError:
         """The StorageIOError of an OSError met reading this log's files. The
         per-request calls (appends, reads, seeks, figures) translate with a plain

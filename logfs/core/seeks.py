@@ -113,6 +113,42 @@ def time_end_limit(segments: Sequence[Segment], t_ms: int) -> int | None:
     return None
 
 
+def time_marks(segments: Sequence[Segment], a: int, b: int) -> list[tuple[int, int]]:
+    """(offset, timestamp_ms) of the time-index entries that cover [a, b): the last
+    one at or before *a* (reported at *a*), then every later one before *b*. Bytes
+    from a mark's offset up to the next mark were appended at or after its time. The
+    segments holding [a, b) are found by bisection; their entries by bisection too."""
+    out: list[tuple[int, int]] = []
+    lo, hi = 0, len(segments)
+    while lo < hi:  # the segment holding a
+        mid = (lo + hi) // 2
+        if segments[mid].base <= a:
+            lo = mid + 1
+        else:
+            hi = mid
+    for seg in segments[max(lo - 1, 0):]:
+        if seg.base >= b:
+            break
+        tindex = seg.time_index()
+        k = 0
+        if seg.base <= a:  # the segment holding a: its last entry at or before a
+            k = tindex.bisect_right(lambda e: e[1], a - seg.base)
+            if k and not out:
+                out.append((a, tindex.get(k - 1)[0]))
+        for i in range(k, tindex.count):
+            ts, rel = tindex.get(i)[:2]
+            pos = seg.base + rel
+            if pos >= b:
+                break
+            if out and out[-1][0] == pos:  # a seal's entry, then the next segment's first
+                out[-1] = (pos, ts)
+            elif pos > a:
+                out.append((pos, ts))
+            elif not out:
+                out.append((a, ts))
+    return out
+
+
 def record_start_at_or_before(segments: Sequence[Segment], pos: int, i: int) -> int:
     """The start of the record holding offset *pos*, which lies in segment *i*
     (scanning back into earlier segments while no newline is found)."""
