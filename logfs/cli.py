@@ -506,6 +506,29 @@ def cmd_serve(args) -> int:
     return run(args, prog="logfs serve")
 
 
+def _add_kafka(sub) -> None:
+    from logfs.kafka.cli import add_arguments
+    p = sub.add_parser(
+        "kafka", help="serve DATA's logs to Kafka clients (produce and consume), without a mount",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Speak Kafka's wire protocol on DATA: topic T with logs 0..N-1 is the Kafka\n"
+                    "topic T with N partitions, any other log L of T is the topic T.L. With a mount,\n"
+                    "use `logfs mount -o kafka=HOST:PORT` instead (the mount owns the logs).",
+        epilog="examples:\n"
+               "  logfs kafka ./data --listen 127.0.0.1:9092\n"
+               "  kcat -b 127.0.0.1:9092 -L                        # topics and partitions\n"
+               "  echo hi | kcat -b 127.0.0.1:9092 -P -t orders    # produce\n"
+               "  kcat -b 127.0.0.1:9092 -C -t orders -o beginning # consume\n"
+               "see docs/kafka.md for the mapping, the APIs and what is not supported")
+    add_arguments(p)
+    p.set_defaults(func=cmd_kafka)
+
+
+def cmd_kafka(args) -> int:
+    from logfs.kafka.cli import run
+    return run(args, prog="logfs kafka")
+
+
 def _add_bench(sub) -> None:
     from logfs.bench.harness import add_arguments
     p = sub.add_parser(
@@ -569,7 +592,8 @@ GROUPS_COMMANDS = ("list", "describe", "reset", "delete")
 
 _SUBCOMMANDS = {"mount": _add_mount, "umount": _add_umount, "unmount": _add_umount,
                 "config": _add_config, "describe": _add_describe, "serve": _add_serve,
-                "consume": _add_consume, "groups": _add_groups, "bench": _add_bench}
+                "consume": _add_consume, "groups": _add_groups, "kafka": _add_kafka,
+                "bench": _add_bench}
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:

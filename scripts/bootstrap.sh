@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install everything logfs needs on a fresh Debian/Ubuntu machine, idempotently:
 # system packages (FUSE 3, a C compiler and headers for building pyfuse3, tools the
-# tests drive: strace, curl, rsync, man-db, strip, bindfs, nginx), pyfuse3 built with logfs's patches
+# tests drive: strace, curl, rsync, man-db, strip, bindfs, nginx, kcat), pyfuse3 built with logfs's patches
 # (scripts/build-pyfuse3.sh, patches/README.md; built once, kept in build/wheels/), and
 # a virtualenv in .venv with that pyfuse3 and logfs installed in editable mode, with the
 # test and docs (man page, completions) extras.
@@ -11,7 +11,9 @@ cd "$(dirname "$0")/.."
 need_apt=()
 # bindfs and nginx-light: the references the benchmarks and their smoke tests compare
 # logfs with (tests/bench); nginx's own service is never started (policy-rc.d below)
-for pkg in fuse3 libfuse3-dev pkg-config gcc binutils strace curl rsync man-db bindfs nginx-light; do
+# kafkacat: kcat 1.7 with librdkafka 2.0, one of the Kafka clients tests/kafka drives
+for pkg in fuse3 libfuse3-dev pkg-config gcc binutils strace curl rsync man-db bindfs nginx-light \
+           kafkacat; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then
@@ -36,7 +38,9 @@ if [ ! -x .venv/bin/python ]; then
 fi
 wheel=$(PYTHON=.venv/bin/python ./scripts/build-pyfuse3.sh)
 stamp=.venv/.logfs-installed
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ "$(cat "$stamp")" != "$wheel" ]; then
+# (again when the packaging or the C extension's source changed: setup.py builds it)
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ setup.py -nt "$stamp" ] || \
+   [ logfs/kafka/_records.c -nt "$stamp" ] || [ "$(cat "$stamp")" != "$wheel" ]; then
   echo "bootstrap: installing logfs, pyfuse3 ($(basename "$wheel")) and their Python" \
        "dependencies into .venv" >&2
   .venv/bin/pip install -q --upgrade pip >&2
