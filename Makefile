@@ -9,6 +9,8 @@
 DATA ?= $(CURDIR)/data
 MNT  ?= $(CURDIR)/mnt
 PYTEST_ARGS ?=
+# the mount's Kafka listener (docs/kafka.md); `make run KAFKA=` mounts without one
+KAFKA ?= 127.0.0.1:9092
 VENV ?= /opt/logfs
 PREFIX ?= /usr/local
 SBINDIR ?= /sbin
@@ -22,8 +24,8 @@ bootstrap:
 
 run: bootstrap
 	@mkdir -p "$(DATA)" "$(MNT)"
-	@.venv/bin/logfs mount "$(DATA)" "$(MNT)"
-	@echo "logfs is mounted: data in $(DATA), files in $(MNT)"
+	@.venv/bin/logfs mount $(if $(KAFKA),-o kafka=$(KAFKA)) "$(DATA)" "$(MNT)"
+	@echo "logfs is mounted: data in $(DATA), files in $(MNT)$(if $(KAFKA), and Kafka clients on $(KAFKA))"
 	@echo "try:  mkdir $(MNT)/orders && echo '{\"id\":1}' >> $(MNT)/orders/eu && cat $(MNT)/orders/eu"
 	@echo "      .venv/bin/logfs describe $(MNT)/orders/eu"
 	@echo "stop: .venv/bin/logfs umount $(MNT)"

@@ -51,6 +51,12 @@ ADAPTER_OPTIONS = {
     "spin_us=N": "after each request, poll for the next one this many microseconds before "
                  "sleeping (default 50; 0 = never spin)",
     "debug": "log every request at DEBUG level",
+    "kafka=HOST:PORT": "serve Kafka's wire protocol on HOST:PORT from this daemon, the logs' "
+                       "writer (docs/kafka.md); loopback unless told otherwise",
+    "kafka.advertise=HOST:PORT": "the address Kafka clients are told to connect to (default: "
+                                 "kafka=)",
+    "kafka.auto_create=BOOL": "create a topic on its first Produce/Metadata (default true; "
+                              "false: like auto.create.topics.enable=false)",
 }
 
 
@@ -73,6 +79,25 @@ class MountOptions:
     read_ahead_kb: int | None = DEFAULT_READ_AHEAD_KB
     spin_us: int = fastloop.DEFAULT_SPIN_US
     debug: bool = False
+    kafka: tuple[str, int] | None = None
+    kafka_advertise: tuple[str, int] | None = None
+    kafka_auto_create: bool = True
+
+
+_KAFKA_KEYS = ("kafka", "kafka.advertise", "kafka.auto_create")
+
+
+def _kafka_option(opts: MountOptions, key: str, value: str) -> None:
+    from logfs.kafka.cli import parse_address  # noqa: PLC0415 - only with -o kafka
+
+    if key == "kafka":
+        opts.kafka = parse_address(value)
+    elif key == "kafka.advertise":
+        opts.kafka_advertise = parse_address(value)
+    elif value.lower() in ("true", "1", "yes", "on", "false", "0", "no", "off"):
+        opts.kafka_auto_create = value.lower() in ("true", "1", "yes", "on")
+    else:
+        raise ValueError(value)
 
 
 def parse_mount_options(specs: list[str]) -> MountOptions:
@@ -109,6 +134,8 @@ def parse_mount_options(specs: list[str]) -> MountOptions:
                     opts.spin_us = int(value)
                     if not 0 <= opts.spin_us <= 10_000:
                         raise ValueError
+                elif key.startswith("kafka") and key in _KAFKA_KEYS and eq:
+                    _kafka_option(opts, key, value)
                 elif key in CONFIG_KEYS or "." in key:
                     if not eq or not value.strip():
                         raise MountError(f"mount option {key!r} needs a value: -o {key}=N "
@@ -182,6 +209,7 @@ def describe(store, ops: LogfsOperations, parts: tuple[str, ...]) -> dict[str, A
             "fuse": dict(ops.totals),
             "mtime_granularity_s": ops.mtime_granularity_ns / 1e9,
             "auto_inval_data": ops.auto_inval_data,
+            "kafka": getattr(ops, "kafka_address", None),
             "pyfuse3": {
                 "version": pyfuse3_features.pyfuse3_version(),
                 "auto_inval_data_switch": pyfuse3_features.has_auto_inval_data_switch(),
@@ -242,12 +270,35 @@ async def _serve(store, ops: LogfsOperations, opts: MountOptions, mountpoint: st
         await nursery.start(control.serve_control, ops.data_dir,
                             make_control_handler(store, ops, opts, mountpoint))
         nursery.start_soon(Maintenance(store, ops).run)
+        if opts.kafka is not None:
+            host, port = await nursery.start(_serve_kafka, store, ops, opts)
+            ops.kafka_address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         if opts.read_ahead_kb:
             nursery.start_soon(_set_read_ahead_after_init, mountpoint, opts.read_ahead_kb)
         ready(None)
         await fastloop.run_request_loop(opts.spin_us)  # cheaper waits (fastloop's docstring)
         log.info("FUSE session ended")
         nursery.cancel_scope.cancel()
+
+
+async def _serve_kafka(store, ops: LogfsOperations, opts: MountOptions,
+                       task_status=trio.TASK_STATUS_IGNORED) -> None:
+    """The Kafka listener in this daemon (logfs/kafka/): its appends go through
+    MountWriter, and every write through the mount wakes its long-poll Fetches."""
+    from logfs.fusefs.kafka_writer import MountWriter  # noqa: PLC0415 - only with -o kafka
+    from logfs.kafka.broker import Broker, BrokerOptions  # noqa: PLC0415
+    from logfs.kafka.server import serve_kafka  # noqa: PLC0415
+
+    host, port = opts.kafka
+    options = BrokerOptions(host=host, port=port, auto_create=opts.kafka_auto_create)
+    if opts.kafka_advertise:
+        options.advertise_host, options.advertise_port = opts.kafka_advertise
+    broker = Broker(store, MountWriter(ops), options)
+    ops.on_append = broker.notify
+    try:
+        await serve_kafka(broker, task_status=task_status)
+    finally:
+        ops.on_append = None
 
 
 def run_mount(data_dir: str, mountpoint: str, opts: MountOptions,

@@ -138,6 +138,9 @@ class LogfsOperations(pyfuse3.Operations):
             mtime_granularity_s = FALLBACK_MTIME_GRANULARITY_S if self.auto_inval_data else 0
         self.mtime_granularity_ns = int(mtime_granularity_s * 1e9)
         self.spawn = spawn
+        # called with (topic, log) after every append (the Kafka listener's Fetch wake-up)
+        self.on_append: Callable[[str, str], None] | None = None
+        self.kafka_address: str | None = None  # HOST:PORT while the listener runs
         self.inodes = InodeTable()
         self.groups = GroupStore(data_dir)  # read only: `@group=G` views
         self._note_view = NoteOnce()
@@ -596,6 +599,8 @@ class LogfsOperations(pyfuse3.Operations):
             node.stats["start_offset"] = lg.start_offset
             self.invalidate_data(node)
             self._invalidate_views({node.ino: lg.start_offset})
+        if self.on_append is not None:
+            self.on_append(lg.topic, lg.name)
         self.totals["write_calls"] += 1
         self.totals["write_bytes"] += n
         stats = node.stats
@@ -627,6 +632,21 @@ class LogfsOperations(pyfuse3.Operations):
             paths = segment_paths(lg, end - 1, end)
             await trio.to_thread.run_sync(write_out_pages, paths)
         self._log_of(node).fsync()
+
+    def append_from_daemon(self, lg: Log, data: bytes) -> int | None:
+        """Append *data* to *lg* on the daemon's own behalf (a Kafka Produce), as a
+        write through the mount would: retention's moved start drops cached pages.
+        Returns the log's inode if the kernel may cache it (the caller must then make
+        the kernel see the new end: pyfuse3_features.invalidate_from), else None."""
+        start = lg.start_offset
+        lg.append(data)
+        t = self.inodes.child(ROOT_INODE, lg.topic)
+        node = self.inodes.child(t.ino, lg.name) if t is not None else None
+        if node is not None and lg.start_offset != start:
+            node.stats["start_offset"] = lg.start_offset
+            self.invalidate_data(node)
+            self._invalidate_views({node.ino: lg.start_offset})
+        return node.ino if node is not None else None
 
     # ------------------------------------------------------------------ figures
 

@@ -7,7 +7,8 @@ leaves it (data/ mounted on mnt/). What cannot be compared is relaxed, and only
 that: dates in `ls -l`, `ls`'s column layout (words are compared), bash's "line N:"
 prefix, and a `...` line, after which further output is not compared. Commands that
 wait for Ctrl-C (`tail -f`, `?follow=1`) are not run; `logfs serve data &` runs on a
-free port in place of 8480, so that a busy 8480 cannot fail the test.
+free port in place of 8480, and the mount's Kafka listener on one in place of 9092, so
+that a busy port cannot fail the test.
 """
 
 from __future__ import annotations
@@ -70,9 +71,12 @@ def test_the_readme_tour(tmp_path):
     assert len(steps) >= 15, steps
     commands = " ".join(cmd for cmd, _ in steps)
     assert "8080" not in commands and "record=" in commands
+    assert commands.count("kcat") >= 3, "the tour shows a Kafka client (issue 13)"
     (tmp_path / "data").mkdir()
     (tmp_path / "mnt").mkdir()
-    run([LOGFS, "mount", "data", "mnt"], cwd=tmp_path)  # what `make run` does
+    kafka_port = _free_port()
+    # what `make run` does (with its Kafka listener on a free port in place of 9092)
+    run([LOGFS, "mount", "-o", f"kafka=127.0.0.1:{kafka_port}", "data", "mnt"], cwd=tmp_path)
     env = {**os.environ, "PATH": f"{os.path.dirname(LOGFS)}:{os.environ['PATH']}",
            "LC_ALL": "C", "TZ": "UTC"}
     port = _free_port()
@@ -81,7 +85,7 @@ def test_the_readme_tour(tmp_path):
         for cmd, expected in steps:
             if cmd.startswith("export PATH=") or "tail -f" in cmd or "follow=1" in cmd:
                 continue
-            cmd = cmd.replace("8480", str(port))
+            cmd = cmd.replace("8480", str(port)).replace("9092", str(kafka_port))
             if cmd.startswith("logfs serve") and cmd.split("#")[0].rstrip().endswith("&"):
                 argv = cmd.split("#")[0].rstrip()[:-1].split() + ["--port", str(port)]
                 server = subprocess.Popen(argv, cwd=tmp_path, env=env, stdout=subprocess.PIPE,
