@@ -297,6 +297,9 @@ async def _serve_kafka(store, ops: LogfsOperations, opts: MountOptions,
     ops.on_append = broker.notify
     try:
         await serve_kafka(broker, task_status=task_status)
+    except OSError as exc:  # before it listens (then the mount is refused): a busy port
+        raise MountError(f"cannot listen for Kafka clients on {host}:{port}: "
+                         f"{exc.strerror or exc}") from None
     finally:
         ops.on_append = None
 
@@ -343,6 +346,17 @@ def check_mount_setup(data_dir: str, mountpoint: str) -> str:
     except (DataDirError, mounts.LayoutError) as exc:
         raise MountError(f"refusing to mount: {exc}") from None
     return real
+
+
+def _only(group: BaseExceptionGroup, kind: type) -> BaseException | None:
+    """The one exception of *kind* a (nested) exception group holds, or None."""
+    matched, rest = group.split(kind)
+    if matched is None or rest is not None:
+        return None
+    exc: BaseException = matched
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return None if isinstance(exc, BaseExceptionGroup) else exc
 
 
 def _actions(report: list) -> str:
@@ -411,7 +425,13 @@ def _run_mount(data_dir, mountpoint, opts, ready) -> int:
         with open(pid_path, "w") as f:
             f.write(f"{os.getpid()}\n")
         log.info("mounted %s on %s (pid %d)", data_dir, mountpoint, os.getpid())
-        trio.run(_serve, store, ops, opts, mountpoint, ready)
+        try:
+            trio.run(_serve, store, ops, opts, mountpoint, ready)
+        except BaseExceptionGroup as group:  # a refusal inside the nursery: say it plainly
+            refusal = _only(group, MountError)
+            if refusal is None:
+                raise
+            raise refusal from None
         return 0
     finally:
         if mounted:

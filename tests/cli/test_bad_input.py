@@ -46,6 +46,14 @@ CASES = [
     ("describe {mnt}", 1, ["not inside a logfs mount or a logfs data directory"]),
     ("config {mnt}", 1, ["not inside a logfs mount"]),
     ("config {data}/t retention.ms", 2, ["KEY=VALUE"]),
+    ("mount -o kafka=nonsense {data} {mnt}", 2, ["kafka", "'nonsense'"]),
+    ("mount -o kafka=127.0.0.1:99999 {data} {mnt}", 2, ["kafka"]),
+    ("mount -o kafka.auto_create=maybe {data} {mnt}", 2, ["kafka.auto_create", "'maybe'"]),
+    ("kafka {data} --listen 127.0.0.1:99999", 2, ["--listen", "99999", "not a port"]),
+    ("kafka {data} --listen nowhere", 2, ["--listen", "'nowhere'"]),
+    ("kafka {missing}", 2, ["does not exist"]),
+    ("kafka {file}", 2, ["not a data directory"]),
+    ("kafka {data} --listen 999.0.0.1:0", 1, ["cannot listen", "999.0.0.1"]),
     ("frobnicate", 2, ["invalid choice"]),
     ("bench --scale lots", 2, ["--scale"]),
 ]
@@ -81,6 +89,21 @@ def test_one_line_error_and_exit_code(places, argv, code, words):
         assert w in err, f"{w!r} not in {err!r}"
     assert "[Errno" not in err and "Error(" not in err, err  # no Python reprs
     assert r.stdout == ""
+
+
+def test_a_busy_kafka_port_refuses_the_mount_in_one_line(places):
+    """The mount's Kafka listener cannot bind: the mount is refused, plainly, and
+    nothing stays mounted (the fixture checks)."""
+    import socket
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        r = subprocess.run([LOGFS, "mount", "-o", f"kafka=127.0.0.1:{port}", places["data"],
+                            places["mnt"]], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 1, r.stderr
+    assert r.stderr.strip() == f"logfs: cannot listen for Kafka clients on 127.0.0.1:{port}: " \
+                               "Address already in use", r.stderr
 
 
 def test_the_exporter_module_refuses_the_same_way(places):
