@@ -31,8 +31,9 @@ Time index entry (20 bytes): ``timestamp_ms i64 | position u32 | gap_ms u32 | ch
 u32`` — every byte before ``position`` was appended at or before ``timestamp_ms - gap_ms``
 (the *newest time before* the entry) and every byte from ``position`` on at or after
 ``timestamp_ms``. One entry is written at the start of the first append into a
-segment and of every append that begins ``index.interval.bytes`` or more after the
-previous entry, and one when the segment is sealed. Timestamps never decrease, and
+segment, of every append that begins ``index.interval.bytes`` or more after the
+previous entry, and of every append that comes 50 ms or more after the previous
+append (segment.QUIET_ENTRY_MS), and one when the segment is sealed. Timestamps never decrease, and
 neither do newest-times-before. ``gap_ms`` is what makes a time seek exact across a
 quiet spell: a time T that falls between two appends lies after the newest time
 before the entry of the second one, so a seek starts at that entry, not one whole

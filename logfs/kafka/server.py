@@ -97,10 +97,12 @@ class KafkaConnection:
             return self._unsupported_api_versions(head.correlation_id)
         name, max_version = apis.ADVERTISED.get(key, (None, -1))
         cls = request_class(key, version) if 0 <= version <= max_version else None
-        if name is None or cls is None:
-            what = name or f"API key {key}"
-            raise ConnectionClosed(f"{what} v{version} is not supported (logfs answers "
-                                   f"{what} v{apis.KIO_MIN.get(key, 0)}-{max_version})")
+        if name is None:
+            raise ConnectionClosed(f"API key {key} (version {version}) is not one logfs "
+                                   "answers (docs/kafka.md lists them)")
+        if cls is None:
+            raise ConnectionClosed(f"{name} v{version} is not supported (logfs answers "
+                                   f"{name} v{apis.KIO_MIN.get(key, 0)}-{max_version})")
         try:
             head = parse_header(payload, cls.__header_schema__.__flexible__)
             req = decode_request(cls, payload, head.body_offset)

@@ -137,3 +137,30 @@ def test_time_indexes_of_version_1_keep_working(tmp_path):
         for t in [m[2] for m in model[380:]]:
             check_time_position(log, bytes(content), model, t, 256, v1_index=True)
     assert os.path.exists(tindexes[0])
+
+
+def test_small_appends_after_a_quiet_spell_seek_exactly(tmp_path):
+    """Appends far smaller than index.interval.bytes: a time in a quiet spell of 50 ms
+    or more starts at the first record appended after it (the append after the spell
+    begins a time-index entry), not at the interval's first record."""
+    clock = ManualClock(T0)
+    with _open(tmp_path / "data", clock) as store:
+        store.create_topic("t")
+        log = store.create_log("t", "l")
+        for i in range(3):
+            log.append(RECORD % i)
+            clock.advance(1)
+        t = clock.now_ms() + 50
+        clock.set(t + 50)  # 100 ms of quiet, T in the middle
+        after = log.end_offset
+        for i in range(3, 5):
+            log.append(RECORD % i)
+            clock.advance(1)
+        assert log.time_position(t) == after
+        assert log.record_at(log.time_position(t)) == 3
+        # appends closer together than 50 ms share the interval's entry, as before:
+        # the seek never skips the record, and starts at the interval's first byte
+        t2 = clock.now_ms() + 10
+        clock.set(t2 + 10)
+        log.append(RECORD % 5)
+        assert log.time_position(t2) == after
