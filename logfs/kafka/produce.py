@@ -149,7 +149,7 @@ class ProduceHandlers:
 
     async def _wait_for_record_boundary(self, lg: Log) -> None:
         deadline = trio.current_time() + TAIL_WAIT_S
-        while lg.record_position(lg.records) != lg.end_offset:
+        while lg.complete_end != lg.end_offset:
             if trio.current_time() >= deadline:
                 raise KafkaError(Err.KAFKA_STORAGE_ERROR,
                                  f"log {lg.topic}/{lg.name} ends inside a line written without "
