@@ -124,22 +124,7 @@ def _stop_process(p: subprocess.Popen, timeout: float = 10.0) -> None:
 
 def _read_listening_line(p: subprocess.Popen, what: str, timeout: float = 20.0) -> int:
     """Read stdout until a line with http://HOST:PORT appears; the port."""
-    import selectors
-    sel = selectors.DefaultSelector()
-    sel.register(p.stdout, selectors.EVENT_READ)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not sel.select(timeout=0.2):
-            if p.poll() is not None:
-                break
-            continue
-        line = p.stdout.readline()
-        if not line:
-            break
-        m = re.search(r"http://[^:/]+:(\d+)", line)
-        if m:
-            return int(m.group(1))
-    raise SystemUnavailable(f"{what} did not start (exit status {p.poll()})")
+    return int(_read_line_matching(p, r"http://[^:/]+:(\d+)", what, timeout).group(1))
 
 
 def _unmount(mnt: str) -> None:

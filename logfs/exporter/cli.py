@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import signal
 import sys
 
 import trio
 
-from logfs.core import StorageError
 from logfs.datadir import DataDirError, check_data_dir
+from logfs.servefail import report_failure
 
 from .protocol import Limits
 from .server import serve_exporter
@@ -144,13 +143,6 @@ async def _run(args: argparse.Namespace, token: bytes | None, limits: Limits) ->
                 break
 
 
-def _leaf(exc: BaseException) -> BaseException:
-    """The first real exception inside (possibly nested) exception groups."""
-    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
-        exc = exc.exceptions[0]
-    return exc
-
-
 def main(argv: list[str] | None = None, prog: str = "logfs serve") -> int:
     """Run the exporter; returns the exit code (0 after SIGINT/SIGTERM)."""
     return run(build_parser(prog).parse_args(argv), prog)
@@ -186,18 +178,6 @@ def run(args: argparse.Namespace, prog: str = "logfs serve") -> int:
         trio.run(_run, args, token, limits)
     except KeyboardInterrupt:
         return 130
-    except Exception as exc:  # nurseries wrap what serve_exporter raises in groups
-        cause = _leaf(exc)
-        if isinstance(cause, OSError):
-            print(f"{prog}: cannot listen on {args.bind}:{args.port}: {cause.strerror or cause}",
-                  file=sys.stderr)
-            return 1
-        if isinstance(cause, StorageError):  # NotFound for a missing DATA, and the like
-            print(f"{prog}: {cause}", file=sys.stderr)
-            return 1
-        if os.environ.get("LOGFS_DEBUG"):
-            raise
-        print(f"{prog}: unexpected error: {type(cause).__name__}: {cause} (run with "
-              "LOGFS_DEBUG=1 for the traceback, and please report it)", file=sys.stderr)
-        return 1
+    except Exception as exc:  # noqa: BLE001 - nurseries wrap what serve_exporter raises
+        return report_failure(prog, exc, f"{args.bind}:{args.port}")
     return 0

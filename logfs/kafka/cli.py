@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import signal
 import sys
 
 import trio
 
-from logfs.core import StorageError, StoreLocked, open_log_store
+from logfs.core import StoreLocked, open_log_store
 from logfs.datadir import DataDirError, check_data_dir
+from logfs.servefail import leaf, report_failure
 
 from .broker import Broker, BrokerOptions, PlainWriter
 from .server import serve_kafka
@@ -87,12 +87,6 @@ async def _run(data: str, options: BrokerOptions) -> None:
         store.close()
 
 
-def _leaf(exc: BaseException) -> BaseException:
-    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
-        exc = exc.exceptions[0]
-    return exc
-
-
 def run(args: argparse.Namespace, prog: str = "logfs kafka") -> int:
     """The command's one error boundary: one line and a non-zero exit, no traceback."""
     try:
@@ -107,23 +101,11 @@ def run(args: argparse.Namespace, prog: str = "logfs kafka") -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # noqa: BLE001 - nurseries wrap what the server raises
-        cause = _leaf(exc)
-        if isinstance(cause, StoreLocked):
-            print(f"{prog}: {cause}: a mount (or another logfs kafka) owns DATA's logs; "
+        if isinstance(leaf(exc), StoreLocked):
+            print(f"{prog}: {leaf(exc)}: a mount (or another logfs kafka) owns DATA's logs; "
                   "serve Kafka from it: logfs mount -o kafka=HOST:PORT DATA MOUNTPOINT",
                   file=sys.stderr)
             return 1
-        if isinstance(cause, OSError):
-            host, port = args.listen
-            print(f"{prog}: cannot listen on {host}:{port}: {cause.strerror or cause}",
-                  file=sys.stderr)
-            return 1
-        if isinstance(cause, StorageError):
-            print(f"{prog}: {cause}", file=sys.stderr)
-            return 1
-        if os.environ.get("LOGFS_DEBUG"):
-            raise
-        print(f"{prog}: unexpected error: {type(cause).__name__}: {cause} (run with "
-              "LOGFS_DEBUG=1 for the traceback, and please report it)", file=sys.stderr)
-        return 1
+        host, port = args.listen
+        return report_failure(prog, exc, f"{host}:{port}")
     return 0
