@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kafka_kit import (api_versions_request, bad_log_lines, check_api_versions, ck_produce,
-                       frame)
+                       frame, read_response)
 
 API_KEYS = [0, 1, 2, 3, 8, 9, 10, 11, 12, 13, 14, 15, 16, 18, 19, 20, 22, 32, 42]
 
@@ -203,3 +203,35 @@ def test_unknown_api_key_log_line_makes_sense(fuzzed):
     time.sleep(0.1)
     (line,) = [x for x in fuzzed.stderr().splitlines() if "API key 77" in x][-1:]
     assert "--1" not in line and "not one logfs answers" in line, line
+
+
+def test_api_versions_v3_has_no_optional_tagged_fields_and_every_api_from_v0(fuzzed):
+    """kcat 1.7 (librdkafka 2.0.2) fails with "Read underflow" on tagged fields in the
+    v3 answer, and librdkafka turns features on only when whole ranges from v0 are
+    advertised (Produce 3, Fetch 4, OffsetCommit 1-2...)."""
+    with socket.create_connection((fuzzed.host, fuzzed.port), timeout=5) as s:
+        s.settimeout(5)
+        s.sendall(api_versions_request(7, 3))
+        body = read_response(s)
+    keys = check_api_versions(fuzzed.host, fuzzed.port, 3)
+    # correlation id, error, compact array of (key, min, max, no tags), throttle, no tags
+    assert len(body) == 4 + 2 + 1 + 7 * len(keys) + 4 + 1, body.hex()
+    assert body[-1] == 0 and all(body[7 + 7 * i + 6] == 0 for i in range(len(keys)))
+    assert all(lo == 0 for lo, _hi in keys.values()), keys
+    for key, least in ((0, 7), (1, 11), (3, 9), (8, 2), (9, 1), (10, 0), (11, 0), (22, 0)):
+        assert keys[key][1] >= least, (key, keys[key])
+
+
+def test_api_versions_above_ours_gets_error_35_and_a_v0_body(fuzzed):
+    """KIP-511: a client that asks ApiVersions in a newer version than the broker's
+    gets UNSUPPORTED_VERSION with the v0 answer's layout, and then asks again."""
+    with socket.create_connection((fuzzed.host, fuzzed.port), timeout=5) as s:
+        s.settimeout(5)
+        s.sendall(api_versions_request(99, 9))  # a version no broker has
+        body = read_response(s)
+        corr, err, n = struct.unpack_from(">ihi", body)
+        assert (corr, err) == (99, 35), (corr, err)
+        keys = {struct.unpack_from(">h", body, 10 + 6 * i)[0] for i in range(n)}
+        assert len(body) == 10 + 6 * n and {0, 1, 3, 18} <= keys
+        s.sendall(api_versions_request(100, 3))  # the same connection goes on
+        assert struct.unpack_from(">ih", read_response(s)) == (100, 0)
