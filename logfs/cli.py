@@ -29,6 +29,8 @@ examples:
   logfs serve ./data --port 8480               # the HTTP exporter: curl localhost:8480/orders/eu
   logfs consume --group billing --follow /mnt/logs/orders   # every log of the topic, at least once
   logfs groups describe billing /mnt/logs      # committed records, lag, last commit
+  logfs mount -o kafka=127.0.0.1:9092 ./data /mnt/logs   # and serve Kafka clients (docs/kafka.md)
+  kcat -b 127.0.0.1:9092 -C -t orders.eu -o beginning    # the log orders/eu as a Kafka topic
   logfs umount /mnt/logs
 
 views (read-only files, looked up by name, never listed; docs/spec.md section 10):
