@@ -29,7 +29,6 @@ from logfs.core.naming import GROUP_SUFFIX, MEMBER_SUFFIX
 
 __all__ = ["GroupBusy", "GroupMember", "MEMBER_SUFFIX", "holder_pid", "member_path"]
 
-# to move to logfs/core/naming.py beside GROUP_SUFFIX (asked of the merger)
 
 
 class GroupBusy(Exception):

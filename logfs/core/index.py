@@ -33,8 +33,8 @@ u32`` — every byte before ``position`` was appended at or before ``timestamp_m
 ``timestamp_ms``. One entry is written at the start of the first append into a
 segment, of every append that begins ``index.interval.bytes`` or more after the
 previous entry, and of every append that comes 50 ms or more after the previous
-append (segment.QUIET_ENTRY_MS), and one when the segment is sealed. Timestamps never decrease, and
-neither do newest-times-before. ``gap_ms`` is what makes a time seek exact across a
+append (segment.QUIET_ENTRY_MS), and one when the segment is sealed. Timestamps never
+decrease, and neither do newest-times-before. ``gap_ms`` is what makes a time seek exact across a
 quiet spell: a time T that falls between two appends lies after the newest time
 before the entry of the second one, so a seek starts at that entry, not one whole
 write earlier. It saturates at 2^32-1 and is 0 where it is unknown (a rebuilt or

@@ -134,7 +134,7 @@ def parse_mount_options(specs: list[str]) -> MountOptions:
                     opts.spin_us = int(value)
                     if not 0 <= opts.spin_us <= 10_000:
                         raise ValueError
-                elif key.startswith("kafka") and key in _KAFKA_KEYS and eq:
+                elif key in _KAFKA_KEYS and eq:
                     _kafka_option(opts, key, value)
                 elif key in CONFIG_KEYS or "." in key:
                     if not eq or not value.strip():
@@ -209,7 +209,7 @@ def describe(store, ops: LogfsOperations, parts: tuple[str, ...]) -> dict[str, A
             "fuse": dict(ops.totals),
             "mtime_granularity_s": ops.mtime_granularity_ns / 1e9,
             "auto_inval_data": ops.auto_inval_data,
-            "kafka": getattr(ops, "kafka_address", None),
+            "kafka": ops.kafka_address,
             "pyfuse3": {
                 "version": pyfuse3_features.pyfuse3_version(),
                 "auto_inval_data_switch": pyfuse3_features.has_auto_inval_data_switch(),

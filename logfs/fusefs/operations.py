@@ -636,8 +636,8 @@ class LogfsOperations(pyfuse3.Operations):
     def append_from_daemon(self, lg: Log, data: bytes) -> int | None:
         """Append *data* to *lg* on the daemon's own behalf (a Kafka Produce), as a
         write through the mount would: retention's moved start drops cached pages.
-        Returns the log's inode if the kernel may cache it (the caller must then make
-        the kernel see the new end: pyfuse3_features.invalidate_from), else None."""
+        Returns the log's inode if the kernel may cache it (the caller must then give
+        the kernel the new bytes: kafka_writer.py), else None."""
         start = lg.start_offset
         lg.append(data)
         t = self.inodes.child(ROOT_INODE, lg.topic)

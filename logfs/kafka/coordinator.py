@@ -128,6 +128,9 @@ class GroupCoordinator:
         self.min_session_ms = getattr(opts, "group_min_session_timeout_ms", MIN_SESSION_MS)
         self.max_session_ms = getattr(opts, "group_max_session_timeout_ms", MAX_SESSION_MS)
         self.live: dict[str, Group] = {}
+        # a live group holds the group's member lock, as a `logfs consume --group` does:
+        # the two never consume one group at once (docs/kafka.md, "Consumer groups")
+        self._held: dict[str, GroupMember] = {}
         self._durable: dict[str, _Durable] = {}
         self._wake = trio.Event()
 
@@ -186,10 +189,35 @@ class GroupCoordinator:
             group.complete_join(now)
 
     def _settle(self, group: Group) -> None:
-        """Forget a group with nobody in it (its offsets stay in the store)."""
+        """Forget a group with nobody in it (its offsets stay in the store), and let
+        go of its member lock."""
         if group.state is State.EMPTY and not group.members and not group.pending:
             if self.live.get(group.group_id) is group:
                 del self.live[group.group_id]
+                held = self._held.pop(group.group_id, None)
+                if held is not None:
+                    held.release()
+
+    def _live_group(self, group_id: str) -> Group | None:
+        """The live group *group_id*, made live if need be: that takes the group's
+        member lock; None while another consumer (`logfs consume --group`, another
+        logfs) holds it. Blocks briefly on the disk."""
+        group = self.live.get(group_id)
+        if group is not None:
+            return group
+        member = GroupMember(self.broker.groups, group_id)
+        try:
+            member.acquire()
+        except GroupBusy as exc:
+            log.warning("group %r: a Kafka member cannot join: %s", group_id, exc)
+            return None
+        except OSError as exc:
+            log.warning("group %r: a Kafka member cannot join: cannot take the member lock "
+                        "%s: %s", group_id, member.path, exc.strerror or exc)
+            return None
+        self._held[group_id] = member
+        group = self.live[group_id] = Group(group_id)
+        return group
 
     def _remove(self, group: Group, member_id: str, now: float) -> None:
         """Remove a member and rebalance the rest."""
@@ -245,7 +273,9 @@ class GroupCoordinator:
         code = self._join_check(req)
         if code:
             return _finish_join(join_error(code, req.member_id), version)
-        group = self.live.get(req.group_id) or self.live.setdefault(req.group_id, Group(req.group_id))
+        group = self._live_group(req.group_id)
+        if group is None:  # in use by a consumer that is not a Kafka member
+            return _finish_join(join_error(Err.INCONSISTENT_GROUP_PROTOCOL, req.member_id), version)
         if not group.supports(req.protocol_type, [p.name for p in req.protocols], req.member_id):
             self._settle(group)
             return _finish_join(join_error(Err.INCONSISTENT_GROUP_PROTOCOL, req.member_id), version)
@@ -260,7 +290,10 @@ class GroupCoordinator:
             static = group.by_instance(instance)
             if static is not None:  # a static member's new incarnation fences the old
                 self._remove(group, static.member_id, now)
-                self.live[req.group_id] = group  # even if that emptied it
+                if self.live.get(req.group_id) is not group:  # that emptied it: live again
+                    group = self._live_group(req.group_id)
+                    if group is None:
+                        return _finish_join(join_error(Err.INCONSISTENT_GROUP_PROTOCOL, ""), version)
         elif member_id in group.members:
             return _finish_join(await self._rejoin(group, group.members[member_id], req, now), version)
         elif member_id in group.pending:
