@@ -24,10 +24,12 @@ bootstrap:
 
 run: bootstrap
 	@mkdir -p "$(DATA)" "$(MNT)"
-	@.venv/bin/logfs mount $(if $(KAFKA),-o kafka=$(KAFKA)) "$(DATA)" "$(MNT)"
+	@.venv/bin/logfs mount $(if $(KAFKA),-o kafka=$(KAFKA)) "$(DATA)" "$(MNT)" || \
+	  { $(if $(KAFKA),echo "(Kafka's port busy? make run KAFKA=127.0.0.1:PORT or KAFKA= for no listener)" >&2;) exit 1; }
 	@echo "logfs is mounted: data in $(DATA), files in $(MNT)$(if $(KAFKA), and Kafka clients on $(KAFKA))"
 	@echo "try:  mkdir $(MNT)/orders && echo '{\"id\":1}' >> $(MNT)/orders/eu && cat $(MNT)/orders/eu"
 	@echo "      .venv/bin/logfs describe $(MNT)/orders/eu"
+	@$(if $(KAFKA),echo "      kcat -b $(KAFKA) -C -t orders.eu -o beginning -e    # the log as a Kafka topic",true)
 	@echo "stop: .venv/bin/logfs umount $(MNT)"
 
 test: bootstrap
