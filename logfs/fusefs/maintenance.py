@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 __all__ = ["Maintenance"]
 
 MIN_INTERVAL_S = 0.05
+RECHECK_S = 1.0
 
 
 class Maintenance:
@@ -46,8 +47,12 @@ class Maintenance:
         self._written_out: dict[tuple[str, str], tuple[int, float]] = {}
 
     def interval_s(self) -> float:
-        """store.retention_interval_s, or less if a log's flush.ms asks for more often."""
+        """store.retention_interval_s, or less if a log's flush.ms (or the mount-wide
+        default, which logs opened later take) asks for more often."""
         interval = float(self.store.retention_interval_s)
+        default = self.store.defaults.get("flush.ms")
+        if isinstance(default, int) and default >= 0:
+            interval = min(interval, default / 1000)
         for lg in self.store.open_logs():
             flush_ms = lg.config.flush_ms
             if flush_ms is not None and flush_ms >= 0:
@@ -94,7 +99,12 @@ class Maintenance:
             log.exception("maintenance failed; will retry")
 
     async def run(self) -> None:
-        """Run passes forever (until cancelled)."""
+        """Run passes forever (until cancelled), one each interval_s(), which is
+        looked at again at least every RECHECK_S (a log opened since, with a short
+        flush.ms, does not wait out a long sleep)."""
+        last = trio.current_time()
         while True:
-            await trio.sleep(self.interval_s())
-            await self.run_once()
+            await trio.sleep(min(self.interval_s(), RECHECK_S))
+            if trio.current_time() - last >= self.interval_s() - 1e-3:
+                last = trio.current_time()
+                await self.run_once()
