@@ -22,6 +22,11 @@ MiB = 1 << 20
 MB = 1_000_000
 
 
+def quantile(ordered: list[float], q: float) -> float:
+    """The *q* quantile (0..1) of a sorted list: the value at index floor(n*q)."""
+    return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
+
+
 def sync() -> None:
     os.sync()
 
@@ -294,7 +299,7 @@ def latency_run(consumer: list[str], path: str, n: int, rate: float, warmup_s: f
         raise AssertionError(f"consumer saw {len(lat)} of {n} lines")
 
     def q(f: float) -> float:
-        return round(lat[min(len(lat) - 1, int(len(lat) * f))], 3)
+        return round(quantile(lat, f), 3)
 
     return {"lines": n, "rate": rate, "p50_ms": q(0.5), "p99_ms": q(0.99), "max_ms": round(lat[-1], 3)}
 

@@ -48,6 +48,7 @@ import sys
 import time
 from typing import Callable
 
+from logfs.bench.fs_workloads import quantile
 from logfs.bench.systems import (KafkaBroker, LogfsKafka, LogfsKafkaMount, SystemUnavailable, Tansu,
                                  cpu_between, cpu_sample)
 
@@ -63,10 +64,6 @@ UNAVAILABLE_KEYS = {"logfs": "logfs_kafka", "logfs_mount": "logfs_mount_kafka", 
 def value_of(seq: int, tag: bytes = b"k") -> bytes:
     head = b"%s %010d " % (tag, seq)
     return head + b"x" * (VALUE_BYTES - len(head))
-
-
-def _quantile(xs: list[float], q: float) -> float:
-    return xs[min(len(xs) - 1, int(len(xs) * q))]
 
 
 # ------------------------------------------------------------------ workers
@@ -280,8 +277,8 @@ def latency_worker(bootstrap: str, topic: str, n: int, rate: float, write_path: 
     lat = sorted(json.loads(out)["latencies_ms"])
     if len(lat) != n:
         raise SystemExit(f"latency consumer saw {len(lat)} of {n} records")
-    return {"records": n, "rate": rate, "p50_ms": round(_quantile(lat, 0.5), 3),
-            "p99_ms": round(_quantile(lat, 0.99), 3), "max_ms": round(lat[-1], 3),
+    return {"records": n, "rate": rate, "p50_ms": round(quantile(lat, 0.5), 3),
+            "p99_ms": round(quantile(lat, 0.99), 3), "max_ms": round(lat[-1], 3),
             "producer": "os.write through the mount" if write_path else LATENCY_PRODUCER_CONFIG}
 
 

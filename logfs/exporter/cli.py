@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import sys
 
 import trio
 
 from logfs.datadir import DataDirError, check_data_dir
-from logfs.servefail import report_failure
+from logfs.serving import report_failure, until_stopped
 
 from .protocol import Limits
 from .server import serve_exporter
@@ -136,11 +135,8 @@ async def _run(args: argparse.Namespace, token: bytes | None, limits: Limits) ->
             task_status=task_status))
         shown = f"[{host}]" if ":" in host else host
         print(f"logfs exporter listening on http://{shown}:{port}", flush=True)
-        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-            async for signum in signals:
-                logging.getLogger(__name__).info("signal %d: stopping", signum)
-                nursery.cancel_scope.cancel()
-                break
+        await until_stopped(logging.getLogger(__name__))
+        nursery.cancel_scope.cancel()
 
 
 def main(argv: list[str] | None = None, prog: str = "logfs serve") -> int:

@@ -595,10 +595,8 @@ class LogfsOperations(pyfuse3.Operations):
                               f"{self.data_dir}: refusing a write that may not fit whole")
         start = lg.start_offset
         lg.append(buf, tentative=tentative)  # rolls, and then applies retention, itself
-        if lg.start_offset != start:  # retention deleted segments: drop their cached pages
-            node.stats["start_offset"] = lg.start_offset
-            self.invalidate_data(node)
-            self._invalidate_views({node.ino: lg.start_offset})
+        if lg.start_offset != start:
+            self._start_moved(node, lg)
         if self.on_append is not None:
             self.on_append(lg.topic, lg.name)
         self.totals["write_calls"] += 1
@@ -643,10 +641,15 @@ class LogfsOperations(pyfuse3.Operations):
         t = self.inodes.child(ROOT_INODE, lg.topic)
         node = self.inodes.child(t.ino, lg.name) if t is not None else None
         if node is not None and lg.start_offset != start:
-            node.stats["start_offset"] = lg.start_offset
-            self.invalidate_data(node)
-            self._invalidate_views({node.ino: lg.start_offset})
+            self._start_moved(node, lg)
         return node.ino if node is not None else None
+
+    def _start_moved(self, node: Node, lg: Log) -> None:
+        """After an append whose retention deleted segments: drop their cached pages,
+        the log's and its views'."""
+        node.stats["start_offset"] = lg.start_offset
+        self.invalidate_data(node)
+        self._invalidate_views({node.ino: lg.start_offset})
 
     # ------------------------------------------------------------------ figures
 

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import sys
 
 import trio
 
 from logfs.core import StoreLocked, open_log_store
 from logfs.datadir import DataDirError, check_data_dir
-from logfs.servefail import leaf, report_failure
+from logfs.serving import leaf, report_failure, until_stopped
 
 from .broker import Broker, BrokerOptions, PlainWriter
 from .server import serve_kafka
@@ -78,11 +77,8 @@ async def _run(data: str, options: BrokerOptions) -> None:
         async with trio.open_nursery() as nursery:
             host, port = await nursery.start(serve_kafka, broker)
             print(f"logfs kafka listening on {host}:{port}", flush=True)
-            with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-                async for signum in signals:
-                    logging.getLogger(__name__).info("signal %d: stopping", signum)
-                    nursery.cancel_scope.cancel()
-                    break
+            await until_stopped(logging.getLogger(__name__))
+            nursery.cancel_scope.cancel()
     finally:
         store.close()
 

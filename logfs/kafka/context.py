@@ -80,7 +80,6 @@ class Wakeups:
                         del self.waiting[k]
 
 
-
 class BrokerContext(Protocol):
     store: LogStore
     writer: LogWriter

@@ -55,7 +55,7 @@ class FetchHandlers:
                 try:
                     lg = self._log(t.topic, p.partition)
                     keys.append((lg.topic, lg.name))
-                    out, n = self._read(lg, p, budget if total else max(budget, 1), total == 0)
+                    out, n = self._read(lg, p, budget, total == 0)
                 except (KafkaError, StorageError) as exc:
                     code, msg = error_of(exc, f"fetch of {t.topic}/{p.partition}")
                     out, n, failed = _fetch_error(p.partition, code), 0, True
@@ -142,11 +142,10 @@ class FetchHandlers:
             return lg.records, -1
         if timestamp == EARLIEST:
             return lg.start_record, -1
+        last = lg.last_append_ms
         if timestamp == MAX_TIMESTAMP:
-            last = lg.last_append_ms
             n = lg.records
             return (n - 1, last if last is not None else -1) if n > lg.start_record else (-1, -1)
-        last = lg.last_append_ms
         if timestamp < 0:
             raise KafkaError(Err.INVALID_TIMESTAMP, f"timestamp {timestamp} is not a time")
         if last is None or timestamp > last:

@@ -18,7 +18,7 @@ from typing import Any
 import trio
 
 from . import apis
-from .broker import Broker
+from .broker import Broker, api_version_list
 from .errors import Err
 from .wire import (MalformedRequest, build, decode_request, encode_response, parse_header,
                    request_class, response_class)
@@ -50,6 +50,10 @@ class KafkaConnection:
                     raise ConnectionClosed("closed in the middle of a request")
                 raise EOFError
             self.buf += chunk
+        if len(self.buf) == n:  # the common case: the buffer holds just this frame
+            out = bytes(self.buf)
+            self.buf.clear()
+            return out
         out = bytes(self.buf[:n])
         del self.buf[:n]
         return out
@@ -120,8 +124,6 @@ class KafkaConnection:
 
     def _unsupported_api_versions(self, correlation_id: int) -> bytes:
         """KIP-511: an ApiVersions version above ours gets error 35 and a v0 body."""
-        from .broker import api_version_list  # noqa: PLC0415
-
         rcls = response_class(apis.API_VERSIONS_KEY, 0)
         body = build(rcls, {"error_code": Err.UNSUPPORTED_VERSION, "api_keys": api_version_list()})
         return encode_response(rcls, correlation_id, body)

@@ -1,14 +1,27 @@
-"""The error boundary the serving commands share (``logfs serve``, ``logfs kafka``):
-what a server that failed to start or died says, in one line, never a traceback."""
+"""What the serving commands share (``logfs serve``, ``logfs kafka``): how they stop
+(SIGINT or SIGTERM), and their error boundary: what a server that failed to start or
+died says, in one line, never a traceback."""
 
 from __future__ import annotations
 
+import logging
 import os
+import signal
 import sys
+
+import trio
 
 from logfs.core import StorageError
 
-__all__ = ["leaf", "report_failure"]
+__all__ = ["leaf", "report_failure", "until_stopped"]
+
+
+async def until_stopped(logger: logging.Logger) -> None:
+    """Return at the first SIGINT or SIGTERM (logged as one line)."""
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for signum in signals:
+            logger.info("signal %d: stopping", signum)
+            return
 
 
 def leaf(exc: BaseException) -> BaseException:
