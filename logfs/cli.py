@@ -138,9 +138,13 @@ def _add_mount(sub) -> None:
                    help="stay in the foreground and log to stderr too; stop with Ctrl-C")
     p.add_argument("-o", dest="options", action="append", default=[], metavar="KEY=VALUE,...",
                    help="mount options (repeatable, comma-separated)")
+    p.add_argument("--replica", metavar="s3://BUCKET/PREFIX",
+                   help="mount every tiered log of the bucket read-only (another machine's "
+                        "logs; docs/tiered-storage.md): then give MOUNTPOINT alone, or a "
+                        "local state directory and MOUNTPOINT")
     p.add_argument("data", metavar="DATA", help="the data directory (created if missing)"
                    ).complete = _DIRECTORY
-    p.add_argument("mountpoint", metavar="MOUNTPOINT", help="an existing directory"
+    p.add_argument("mountpoint", metavar="MOUNTPOINT", nargs="?", help="an existing directory"
                    ).complete = _DIRECTORY
     p.set_defaults(func=cmd_mount)
 
@@ -149,6 +153,10 @@ def cmd_mount(args) -> int:
     from logfs.fusefs.mount import MountError, check_mount_setup, parse_mount_options, run_mount
     try:
         opts = parse_mount_options(args.options)
+        if args.replica is not None:
+            replica_arguments(args, opts)
+        elif args.mountpoint is None:
+            raise MountError("give DATA and MOUNTPOINT (or --replica s3://BUCKET/PREFIX MOUNTPOINT)")
     except MountError as exc:
         return _die(str(exc), 2)
     try:  # refuse here, before DATA is created: the daemon checks again
@@ -166,6 +174,26 @@ def cmd_mount(args) -> int:
         except MountError as exc:
             return _die(str(exc))
     return _daemonize_mount(data, args.mountpoint, opts)
+
+
+def replica_arguments(args, opts) -> None:
+    """``--replica URL [STATE] MOUNTPOINT``: the state directory defaults to one per
+    bucket and prefix under /var/cache/logfs (root) or ~/.cache/logfs."""
+    import hashlib
+    from logfs.fusefs.mount import MountError
+    from logfs.tier.s3 import parse_remote_url
+    try:
+        bucket, _prefix = parse_remote_url(args.replica)
+    except ValueError as exc:
+        raise MountError(f"--replica: {exc}") from None
+    if opts.remote is not None:
+        raise MountError("--replica and -o remote= exclude each other (a replica only reads)")
+    opts.replica = args.replica
+    if args.mountpoint is None:
+        args.mountpoint = args.data
+        root = "/var/cache/logfs" if os.geteuid() == 0 else os.path.expanduser("~/.cache/logfs")
+        key = hashlib.sha256(f"{args.replica} {opts.remote_endpoint}".encode()).hexdigest()[:12]
+        args.data = os.path.join(root, "replica", f"{bucket}-{key}")
 
 
 def _daemonize_mount(data: str, mountpoint: str, opts) -> int:
@@ -322,8 +350,9 @@ class _Target:
     def _offline(self, op: str) -> dict[str, Any]:
         from logfs.core import StorageError, open_log_store
         from logfs.fusefs import control
+        from logfs.tier.recorded import recorded_remote
         try:
-            store = open_log_store(self.data, readonly=True)
+            store = open_log_store(self.data, readonly=True, remote=recorded_remote(self.data))
         except StorageError as exc:
             raise CliError(f"{self.path}: {exc}") from None
         try:

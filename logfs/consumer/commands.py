@@ -166,6 +166,7 @@ def run_groups_command(args: argparse.Namespace) -> int:
     from logfs.core.groups import check_group_name
     from logfs.core.selection import BadSelection
     from logfs.paths import PathError, locate, locate_all
+    from logfs.tier.recorded import recorded_remote
 
     from . import groupcli
     from .starts import parse_from
@@ -191,7 +192,7 @@ def run_groups_command(args: argparse.Namespace) -> int:
     except PathError as exc:
         raise CommandError(str(exc)) from None
     try:
-        store = open_log_store(data, readonly=True)
+        store = open_log_store(data, readonly=True, remote=recorded_remote(data))
     except StorageError as exc:
         raise CommandError(f"{data}: {exc}") from None
     groups = GroupStore(data)

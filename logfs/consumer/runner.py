@@ -54,6 +54,7 @@ from logfs.core.groups import ConsumerGroup
 from logfs.core.naming import CHECKPOINT_FILE
 from logfs.core.selection import parse_time
 from logfs.paths import PathError, locate_all
+from logfs.tier.recorded import recorded_remote
 
 from . import starts
 from .member import GroupBusy, GroupMember
@@ -405,7 +406,7 @@ def run_consume(opts: ConsumeOptions) -> int:
     except PathError as exc:
         raise ConsumeError(str(exc)) from None
     try:
-        store = open_log_store(data, readonly=True)
+        store = open_log_store(data, readonly=True, remote=recorded_remote(data))
     except StorageError as exc:
         raise ConsumeError(f"{data}: {exc}") from None
     member = None

@@ -30,11 +30,13 @@ from .clock import Clock
 from .config import LogConfig, effective_config, to_strings
 from .errors import (NotAppendable, NotFound, OffsetOutOfRange, ReadOnlyStore, StorageIOError,
                      translate_os_errors)
-from .fileio import fsync_path
+from .fileio import fsync_path, replace_file
 from .follow import RecordCounter, catch_up
 from .logmeta import FileAttrs, LogMeta
-from .naming import CHECKPOINT_FILE, segment_leftover_names
+from .naming import CHECKPOINT_FILE, MANIFEST_COPY_FILE, offset_index_name, segment_leftover_names, time_index_name
 from .reads import FileRange, file_ranges, ranges_per_read
+from .manifest import CorruptManifest, Manifest
+from .remote import RemoteSegment, RemoteSource
 from .segment import Segment
 from .segments import LogSegments
 
@@ -48,6 +50,9 @@ class LogContext(Protocol):
     cache: ResourceCache
     clock: Clock
     defaults: Mapping[str, object]
+
+    remote: "RemoteSource | None"  # where tiered segments are read from (remote.py)
+    remote_cache_root: str  # DATA/.logfs/remote-cache
 
     def topic_overrides(self, topic: str) -> Mapping[str, object]: ...
 
@@ -77,6 +82,8 @@ class Log:
         self._tentative = False  # the last append may be the first part of a split write
         self._pinned = 0  # reader: inside pinned(), calls do not refresh
         self._max_ranges = ranges_per_read(self.cache.capacity)
+        self.manifest: Manifest | None = None  # tiered segments, as last committed
+        self._manifest_mtime_ns = -1
         try:
             self._dir_ino = os.stat(directory).st_ino
         except FileNotFoundError:
@@ -89,8 +96,9 @@ class Log:
         is needed, has run before (the store's job). Raises NotFound, CorruptIndex
         (a reader meeting a corrupt index), OSError."""
         self._relist()
+        self._load_manifest_copy()
         segments = self._segments
-        if not segments:
+        if self._segs.nremote == len(segments):  # no local segment (a replica, a new log)
             if not self.writable:
                 return
             self._segs.add(Segment.create(self.directory, 0, 0, True, self.cache))
@@ -156,7 +164,7 @@ class Log:
         if not self._segments:
             return 0
         seg = self._segments[-1]
-        if self.writable:
+        if self.writable or seg.remote:
             return seg.base_record + seg.records
         try:
             return seg.base_record + self._counter.newlines(seg)
@@ -383,9 +391,12 @@ class Log:
             self.roll(now)
         deleted = 0
         try:
-            while (why := retention.oldest_expired(self._segments, self.end_offset, cfg, now)) is not None:
-                oldest = self._segments[0]
+            while (why := self._local_expired(cfg, now)) is not None:
+                oldest = self._segments[self._segs.nremote]
+                info = self.manifest.find(oldest.base) if self.manifest is not None else None
                 try:
+                    if info is not None and info.size == oldest.size:
+                        self._keep_indexes_for_remote(oldest, info)
                     oldest.delete_files()
                 finally:
                     if not os.path.lexists(oldest.path):  # without its data, no segment
@@ -393,17 +404,133 @@ class Log:
                         deleted += 1
         finally:
             if deleted:
-                first = self._segments[0]
+                first = self._segments[self._segs.nremote]
                 self.meta.set_start(first.base, first.base_record, first.starts_at_record_boundary)
+                self._install_remote()
         return deleted
+
+    def _local_expired(self, cfg: LogConfig, now: int) -> str | None:
+        """Why the oldest local segment goes: retention.* (the whole log's), or, in a
+        tiered log, local.retention.* once the manifest holds a verified copy."""
+        local = self._segments[self._segs.nremote:]
+        why = retention.oldest_expired(local, self.end_offset, cfg, now)
+        if why is not None or not cfg.tiered or self.manifest is None or len(local) < 2:
+            return why
+        info = self.manifest.find(local[0].base)
+        if info is None or info.size != local[0].size:
+            return None  # not uploaded yet: the local copy is the only one
+        return retention.oldest_local_expired(local, self.end_offset, cfg, now)
+
+    def _keep_indexes_for_remote(self, seg: Segment, info) -> None:
+        """Before a tiered segment's local copy goes: its index files move to the
+        remote cache, where its RemoteSegment reads them (no download)."""
+        target = self._remote_dir(info)
+        try:
+            os.makedirs(target, exist_ok=True)
+            seg.close()
+            for src, name in ((seg.offset_index_path, offset_index_name(seg.base)),
+                              (seg.time_index_path, time_index_name(seg.base))):
+                os.replace(src, os.path.join(target, name))
+        except OSError as exc:  # they are downloaded when needed instead
+            logger.warning("keeping the indexes of %s/%s segment %d for remote reads: %s",
+                           self.topic, self.name, seg.base, exc.strerror or exc)
 
     def _forget_oldest(self, why: str) -> None:
         oldest = self._segs.remove_oldest()
         if oldest in self._unflushed_sealed:
             self._unflushed_sealed.remove(oldest)
         self._dir_dirty = True
-        self._event("retention deleted %s/%s segment %d (%d bytes, %s); start offset now %d",
-                    self.topic, self.name, oldest.base, oldest.size, why, self._segments[0].base)
+        if why.startswith("local."):
+            self._event("tiering: local copy of %s/%s segment %d deleted (%d bytes, %s; it stays in "
+                        "the object store); local start offset now %d", self.topic, self.name,
+                        oldest.base, oldest.size, why, self._segments[self._segs.nremote].base)
+        else:
+            self._event("retention deleted %s/%s segment %d (%d bytes, %s); start offset now %d",
+                        self.topic, self.name, oldest.base, oldest.size, why,
+                        self._segments[self._segs.nremote].base)
+
+    # -- tiered segments (tiering.py uploads them; remote.py reads them) ---------------
+    def _remote_dir(self, info) -> str:
+        return os.path.join(self._context.remote_cache_root, self.topic, self.name,
+                            f"{info.base:020d}-{info.id}")
+
+    def install_manifest(self, manifest: Manifest | None, write_copy: bool = True) -> None:
+        """The log's manifest as just committed (or read): its segments below the
+        first local one become the log's remote segments; the writer keeps a copy in
+        the log directory for readers in other processes. Raises StorageIOError."""
+        self.manifest = manifest
+        if write_copy and self.writable and manifest is not None:
+            with translate_os_errors("manifest copy of %s/%s", self.topic, self.name):
+                replace_file(os.path.join(self.directory, MANIFEST_COPY_FILE), manifest.encode(), durable=True)
+        self._install_remote()
+
+    def _install_remote(self) -> None:
+        source = self._context.remote
+        manifest = self.manifest
+        if manifest is None or source is None:
+            if self._segs.nremote:
+                self._segs.set_remote([])
+            return
+        known = {(seg.base, seg.info.id): seg for seg in self._segments[:self._segs.nremote]}
+        remote = []
+        for info in manifest.segments:
+            seg = known.get((info.base, info.id))
+            if seg is None:
+                seg = RemoteSegment(info, self.topic, self.name, self._remote_dir(info), source, self.cache)
+            remote.append(seg)
+        self._segs.set_remote(remote)
+
+    def _load_manifest_copy(self) -> None:
+        """Read the manifest copy if it changed (a stat when it did not)."""
+        if self._context.remote is None:
+            return
+        path = os.path.join(self.directory, MANIFEST_COPY_FILE)
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            if self.manifest is not None:
+                self.install_manifest(None, write_copy=False)
+            return
+        if st.st_mtime_ns == self._manifest_mtime_ns:
+            return
+        try:
+            with open(path, "rb") as f:
+                manifest = Manifest.decode(f.read())
+        except (OSError, CorruptManifest) as exc:
+            logger.warning("manifest copy of %s/%s: %s", self.topic, self.name, exc)
+            return
+        self._manifest_mtime_ns = st.st_mtime_ns
+        self.install_manifest(manifest, write_copy=False)
+
+    @property
+    def local_start_offset(self) -> int:
+        self._maybe_refresh()
+        local = self._segments[self._segs.nremote:]
+        return local[0].base if local else self.end_offset
+
+    def remote_missing(self, a: int, b: int) -> bool:
+        """Some bytes of [a, b) are in remote segments and not cached: fetch them with
+        :meth:`fetch_remote` in a worker thread before reading (cheap when all are)."""
+        if not self._segs.nremote:
+            return False
+        self._maybe_refresh()
+        for seg in self._segments[:self._segs.nremote]:
+            if seg.base >= b:
+                break
+            if seg.base + seg.size > a and seg.missing(max(0, a - seg.base), min(seg.size, b - seg.base)):
+                return True
+        return False
+
+    def remote_segments_for(self, a: int, b: int) -> list:
+        """The remote segments holding bytes of [a, b), with their relative ranges:
+        [(segment, start, end)], for :func:`fetch_remote` in a worker thread."""
+        out = []
+        for seg in self._segments[:self._segs.nremote]:
+            if seg.base >= b:
+                break
+            if seg.base + seg.size > a:
+                out.append((seg, max(0, a - seg.base), min(seg.size, b - seg.base)))
+        return out
 
     # -- reading ------------------------------------------------------------------
     def read_range(self, a: int, b: int) -> list[FileRange]:
@@ -572,6 +699,8 @@ class Log:
             self.mark_gone()
             self._check_alive()
         try:
+            if self._context.remote is not None:
+                self._load_manifest_copy()
             catch_up(self._segs, self.checkpoint, st.st_mtime_ns, force)
         except FileNotFoundError:
             raise NotFound(f"log {self.topic}/{self.name} does not exist") from None
@@ -589,10 +718,28 @@ class Log:
             "records": self.records,
             "start_record": self.start_record,
             "segments": self.segment_count,
+            **self._tier_figures(),
             "last_append_ms": self.last_append_ms,
             "created_ms": self.created_ms,
             "config": self.config.as_kafka_dict(),
             "config_overrides": self.config_overrides,
+        }
+
+    def _tier_figures(self) -> dict:
+        if self.manifest is None and not self.config.tiered:
+            return {}
+        n = self._segs.nremote
+        local = self._segments[n:]
+        remote = self.manifest.segments if self.manifest is not None else []
+        have = remote[-1].end if remote else None
+        pending = [seg for seg in local[:-1] if have is None or seg.base >= have]
+        return {
+            "local_start_offset": local[0].base if local else self.end_offset,
+            "remote_start_offset": remote[0].base if remote else None,
+            "remote_end_offset": remote[-1].end if remote else None,
+            "local_segments": len(local), "local_bytes": sum(seg.size for seg in local),
+            "remote_segments": len(remote), "remote_bytes": sum(seg.size for seg in remote),
+            "upload_backlog_segments": len(pending), "upload_backlog_bytes": sum(seg.size for seg in pending),
         }
 
     def segments(self) -> list[Segment]:

@@ -7,11 +7,15 @@
         daemon.log                 the daemon's log (written by the CLI, not the core)
         groups/<group>.offsets     a consumer group's committed positions (groups.py)
         groups/<group>.member      flock'ed by the group's one running `logfs consume`
+        remote.json                where tiered segments go (url, endpoint; tiering.py)
+        remote-cache/<topic>/<log>/<base>-<id>/   a remote segment's indexes and cached
+                                   chunks c<index:06d> (remote.py)
       <topic>/                     a topic: a directory
         .logfs-topic.json          the topic's configuration overrides
         <log>/                     a log: a directory of segments
           log.json                 the log's metadata, attributes and config overrides
           checkpoint               recovery point and live tail (docs/format.md)
+          remote.json              the last committed manifest of the log's tiered segments
           <base:020d>.log          segment data: the raw bytes appended
           <base:020d>.index        sparse offset index of that segment
           <base:020d>.timeindex    sparse time index of that segment
@@ -40,6 +44,9 @@ STORE_CONFIG_FILE = "config.json"
 TOPIC_CONFIG_FILE = ".logfs-topic.json"
 LOG_META_FILE = "log.json"
 CHECKPOINT_FILE = "checkpoint"
+REMOTE_CONFIG_FILE = "remote.json"  # in .logfs/: where the store tiers to
+REMOTE_CACHE_DIR = "remote-cache"  # in .logfs/
+MANIFEST_COPY_FILE = "remote.json"  # in a log directory: its manifest, as last committed
 RESERVED_PREFIX = ".logfs"
 
 SEGMENT_SUFFIX = ".log"

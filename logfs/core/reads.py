@@ -68,6 +68,14 @@ def file_ranges(segments: LogSegments, a: int, b: int, limit: int, topic: str, l
             raise DataGap(f"offset {a} of {topic}/{log} falls in a missing segment "
                           f"(data resumes at {resumes})")
         n = min(b, seg_end) - a
+        if seg.remote:  # slices of cached chunks (remote.py), fetched now if not yet
+            got = seg.ranges(a - seg.base, n, limit - len(ranges))
+            ranges.extend(got)
+            a += sum(r.length for r in got)
+            if a < min(b, seg_end):
+                break
+            i += 1
+            continue
         try:
             fd = seg.fd()
         except FileNotFoundError:

@@ -26,13 +26,28 @@ def oldest_expired(segments: Sequence[Segment], end: int, config: LogConfig, now
     """Why the oldest segment must be deleted (``"retention.bytes"`` or
     ``"retention.ms"``), or None if it stays (it is the active one, or within both
     limits). *end* is the log's end offset. May read the segment's time index."""
+    return oldest_beyond(segments, end, config.retention_bytes, config.retention_ms, now_ms, "retention")
+
+
+def oldest_local_expired(segments: Sequence[Segment], end: int, config: LogConfig, now_ms: int) -> str | None:
+    """For a tiered log: why the oldest local segment's local copy may go
+    (``local.retention.bytes`` / ``local.retention.ms``, -2 meaning the same as
+    retention.*), or None. The caller checks it is in the manifest first."""
+    return oldest_beyond(segments, end, config.local_bytes_limit, config.local_ms_limit, now_ms,
+                         "local.retention")
+
+
+def oldest_beyond(segments: Sequence[Segment], end: int, bytes_limit: int, ms_limit: int,
+                  now_ms: int, name: str) -> str | None:
+    """The rule of both: the log without the oldest is still at least *bytes_limit*
+    long, or the oldest one's newest data is older than *ms_limit* (-1: no limit)."""
     if len(segments) < 2:
         return None
     oldest = segments[0]
-    if config.retention_bytes >= 0 and end - oldest.base - oldest.size >= config.retention_bytes:
-        return "retention.bytes"
-    if config.retention_ms >= 0:
+    if bytes_limit >= 0 and end - oldest.base - oldest.size >= bytes_limit:
+        return f"{name}.bytes"
+    if ms_limit >= 0:
         ts = oldest.largest_timestamp()
-        if ts is not None and now_ms - ts > config.retention_ms:
-            return "retention.ms"
+        if ts is not None and now_ms - ts > ms_limit:
+            return f"{name}.ms"
     return None

@@ -41,6 +41,7 @@ class Segment:
     __slots__ = ("directory", "base", "cache", "writable", "size", "records", "crc",
                  "interval_start", "since_time", "ends_with_newline", "first_ms",
                  "last_ms", "_fd", "_oindex", "_tindex", "sealed", "path")
+    remote = False  # a RemoteSegment (remote.py) says True
 
     def __init__(self, directory: str, base: int, cache: ResourceCache, writable: bool) -> None:
         self.directory = directory
@@ -256,6 +257,11 @@ class Segment:
         self.time_index().sync()
 
     # -- reads and seeks ---------------------------------------------------------
+    def pread(self, n: int, pos: int) -> bytes:
+        """Up to *n* bytes at segment-relative *pos* (a remote segment fetches them:
+        remote.py). Raises OSError."""
+        return os.pread(self.fd(), n, pos)
+
     def find_newline(self, m: int) -> int:
         """Position just after newline number *m* (0-based, segment-relative), or -1
         if the segment has fewer newlines. Binary search in the index, then a scan of
@@ -268,10 +274,9 @@ class Segment:
             records, pos = 0, 0
         need = m - records + 1
         end = self.size if self.size >= 0 else self.stat_size()
-        fd = self.fd()
         step = FIRST_SCAN
         while pos < end:
-            chunk = os.pread(fd, min(step, end - pos), pos)
+            chunk = self.pread(min(step, end - pos), pos)
             step = min(step * 2, SCAN_CHUNK)
             if not chunk:
                 break
@@ -296,16 +301,22 @@ class Segment:
 
     def count_newlines(self, start: int, end: int) -> int:
         """Newlines in the segment's bytes ``[start, end)``. Raises OSError."""
-        return sum(chunk.count(b"\n") for chunk in iter_preads(self.fd(), start, end))
+        count = 0
+        while start < end:
+            chunk = self.pread(min(SCAN_CHUNK, end - start), start)
+            if not chunk:
+                break
+            count += chunk.count(b"\n")
+            start += len(chunk)
+        return count
 
     def last_newline_before(self, pos: int) -> int:
         """Position just after the last newline in ``[0, pos)``, or -1 if none."""
-        fd = self.fd()
         step = FIRST_SCAN
         while pos > 0:
             start = max(0, pos - step)
             step = min(step * 2, SCAN_CHUNK)
-            chunk = os.pread(fd, pos - start, start)
+            chunk = self.pread(pos - start, start)
             at = chunk.rfind(b"\n")
             if at >= 0:
                 return start + at + 1

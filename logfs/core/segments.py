@@ -4,6 +4,9 @@ A log directory holds its segments as ``<base>.log`` files (naming.py); this mod
 alone turns a listing of it into :class:`~logfs.core.segment.Segment` objects, by
 base offset. Sealed segments never change, so their sizes are read once; the last
 one is the active segment (the writer's) or, for a reader, the one still growing.
+
+A tiered log's first segments may be remote (remote.py): they come first in the
+same list, below the first local one, and ``nremote`` says how many there are.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ class LogSegments:
     log's hot paths index them directly, and may keep references to them: they are
     changed in place, and only through this class."""
 
-    __slots__ = ("directory", "cache", "writable", "items", "bases", "dir_mtime_ns")
+    __slots__ = ("directory", "cache", "writable", "items", "bases", "dir_mtime_ns", "nremote")
 
     def __init__(self, directory: str, cache: ResourceCache, writable: bool) -> None:
         self.directory = directory
@@ -32,6 +35,7 @@ class LogSegments:
         self.items: list[Segment] = []
         self.bases: list[int] = []
         self.dir_mtime_ns = -1  # the directory's mtime at the last listing
+        self.nremote = 0  # items[:nremote] are remote segments (below the local ones)
 
     def __len__(self) -> int:
         return len(self.items)
@@ -58,7 +62,8 @@ class LogSegments:
         names = os.listdir(self.directory)
         self.dir_mtime_ns = st.st_mtime_ns
         bases = list_segment_bases(names)
-        known = {seg.base: seg for seg in self.items}
+        remote = self.items[:self.nremote]
+        known = {seg.base: seg for seg in self.items[self.nremote:]}
         previous_last = self.items[-1].base if self.items else None
         segments = []
         for base in bases:
@@ -75,8 +80,31 @@ class LogSegments:
                     seg.size = os.stat(seg.path).st_size
                 except FileNotFoundError:
                     seg.size = 0
-        self.items[:] = segments
-        self.bases[:] = bases
+        self._join(remote, segments)
+
+    def _join(self, remote: list, local: list) -> None:
+        """items = the remote segments below the first local one, then the local ones."""
+        if local:
+            keep = [seg for seg in remote if seg.base < local[0].base]
+            for seg in remote[len(keep):]:
+                seg.close()
+            remote = keep
+        self.nremote = len(remote)
+        self.items[:] = remote + local
+        self.bases[:] = [seg.base for seg in self.items]
+
+    def set_remote(self, remote: list) -> None:
+        """The log's remote segments (oldest first, from its manifest), replacing the
+        earlier ones: those a local segment covers are left out."""
+        old = {id(seg) for seg in remote}
+        for seg in self.items[:self.nremote]:
+            if id(seg) not in old:
+                seg.close()
+        self._join(remote, self.items[self.nremote:])
+
+    @property
+    def local(self) -> list:
+        return self.items[self.nremote:]
 
     def add(self, seg: Segment) -> None:
         """A new last segment (a roll, or the first segment of a new log)."""
@@ -84,9 +112,9 @@ class LogSegments:
         self.bases.append(seg.base)
 
     def remove_oldest(self) -> Segment:
-        """Take the first segment out of the set (retention deletes its files)."""
-        self.bases.pop(0)
-        return self.items.pop(0)
+        """Take the first local segment out of the set (retention deletes its files)."""
+        self.bases.pop(self.nremote)
+        return self.items.pop(self.nremote)
 
     def close(self) -> None:
         """Release every segment's descriptors and mappings (reopened on next use)."""

@@ -28,8 +28,10 @@ from .errors import (AlreadyExists, NotEmpty, NotFound, ReadOnlyStore, StorageIO
                      StoreLocked, translate_os_errors)
 from .fileio import fsync_path, read_json, write_json_atomic
 from .log import Log
-from .naming import (CLEAN_MARKER, LOCK_FILE, STORE_META_DIR, TOPIC_CONFIG_FILE,
-                     check_log_name, check_name, is_user_name)
+from .naming import (CLEAN_MARKER, LOCK_FILE, REMOTE_CACHE_DIR, STORE_META_DIR,
+                     TOPIC_CONFIG_FILE, check_log_name, check_name, is_user_name)
+from .objectstore import ObjectStore
+from .remote import DEFAULT_CACHE_BYTES, ChunkCache, RemoteSource
 from .recovery import LogFiles, RecoveryAction, recover_log
 from .segments import index_files_look_whole
 
@@ -54,6 +56,11 @@ class LogStore:
         self.first_open = False  # no writer had opened DATA before (no .logfs/lock yet)
         self.recovery_report: list[RecoveryAction] = []
         self.retention_interval_s = MAINTENANCE_INTERVAL_S
+        # tiered storage (tiering.py, remote.py): where remote segments are read from
+        self.remote: RemoteSource | None = None
+        self.remote_cache_root = os.path.join(self.data_dir, STORE_META_DIR, REMOTE_CACHE_DIR)
+        self.tiering = None  # the writer's Tiering, when the store has a remote
+        self.replica = None  # a replica mount's (object store, ReplicaState)
 
     # -- lifecycle -----------------------------------------------------------------
     def _open(self) -> None:
@@ -133,6 +140,8 @@ class LogStore:
             log.close()
         self._logs.clear()
         self.cache.release_all()
+        if self.remote is not None:
+            self.remote.chunks.close()
 
     def abandon(self) -> None:
         """Drop everything without flushing or marking clean, as a crash would
@@ -399,12 +408,21 @@ def _take_lock(path: str, data_dir: str) -> int:
 
 def open_log_store(data_dir: str, *, defaults: Mapping[str, object] | None = None,
                    clock: Clock | None = None, readonly: bool = False,
-                   cache_capacity: int = 256) -> LogStore:
+                   cache_capacity: int = 256, remote: ObjectStore | None = None,
+                   remote_cache_bytes: int = DEFAULT_CACHE_BYTES) -> LogStore:
     """Open the store in *data_dir*. Writer: exclusive lock (StoreLocked), recovery
     after an unclean shutdown. Reader (readonly=True): no lock, no writes.
-    Raises ConfigError for bad *defaults*, NotFound if *data_dir* is missing,
-    StorageIOError. Blocks on the disk (recovery reads every log after a crash)."""
+    *remote*: the object store tiered segments go to and are read from (the writer
+    tiers logs with remote.storage.enable; tiering.py), its chunks cached locally up
+    to *remote_cache_bytes*. Raises ConfigError for bad *defaults*, NotFound if
+    *data_dir* is missing, StorageIOError. Blocks on the disk (recovery reads every
+    log after a crash)."""
     store = LogStore(data_dir, defaults, clock, readonly, cache_capacity)
+    if remote is not None:
+        from .tiering import Tiering, remote_store_id
+        store.remote = RemoteSource(remote, ChunkCache(store.remote_cache_root, remote_cache_bytes))
+        if not readonly:
+            store.tiering = Tiering(remote, remote_store_id(store.data_dir), store.clock)
     store._open()
     return store
 

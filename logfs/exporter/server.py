@@ -26,6 +26,7 @@ import socket as _stdsocket
 import trio
 
 from logfs.core import GroupStore, LogStore, open_log_store
+from logfs.tier.recorded import recorded_remote
 from logfs.watch import DirectoryWatcher
 
 from .connection import HttpConnection
@@ -124,7 +125,7 @@ async def serve_exporter(data_dir: str, *, host: str = "127.0.0.1", port: int = 
     the bound ``(host, port)``. Raises OSError if the address cannot be bound and
     logfs.core.NotFound if DATA is missing."""
     limits = limits or Limits()
-    store = open_log_store(data_dir, readonly=True)
+    store = open_log_store(data_dir, readonly=True, remote=recorded_remote(data_dir))
     server = ExporterServer(store, limits, token)
     family = _stdsocket.AF_INET6 if ":" in host else _stdsocket.AF_INET
     listener = trio.socket.socket(family, _stdsocket.SOCK_STREAM)

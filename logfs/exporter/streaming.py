@@ -32,7 +32,9 @@ import h11
 import trio
 
 from logfs.core import NotFound, StorageError
+from logfs.core.manifest import CHUNK_BYTES
 from logfs.core.naming import CHECKPOINT_FILE
+from logfs.tier.task import fetch_remote
 from logfs.watch import DirectoryWatcher
 
 from .metrics import ExporterMetrics
@@ -64,12 +66,19 @@ class BodySink(Protocol):
         """Return (after cancelling *cancel_scope*) once the client closes or resets."""
 
 
+REMOTE_WINDOW = 2 * CHUNK_BYTES
+
+
 async def send_span(conn: BodySink, plan: LogPlan, a: int, b: int) -> int:
     """Send the log's bytes [a, b) as body data; returns where it stopped (b, or
     less if the log ends earlier). Raises ClientGone and the core's errors."""
     log = plan.log
     while a < b:
-        ranges = log.read_range(a, b)
+        stop = b
+        if log.remote_missing(a, b):  # tiered bytes: fetched a window at a time, off the trio thread
+            stop = min(b, a + REMOTE_WINDOW)
+            await fetch_remote(log, a, stop)
+        ranges = log.read_range(a, stop)
         if not ranges:
             break
         slices = [FileSlice(os.dup(r.fd), r.position, r.length, r.log_offset) for r in ranges]

@@ -149,8 +149,12 @@ def describe_topic(store, topic: str) -> dict[str, Any]:
 
 
 def describe_log(store, topic: str, name: str) -> dict[str, Any]:
-    d = {"kind": "log", **store.log(topic, name).describe()}
+    lg = store.log(topic, name)
+    d = {"kind": "log", **lg.describe()}
     d["config_overrides"] = typed_config(d.get("config_overrides") or {})
+    tiering = getattr(store, "tiering", None)
+    if tiering is not None and lg.config.tiered:
+        d["tiering"] = tiering.describe(lg)
     return d
 
 

@@ -26,6 +26,8 @@ import pyfuse3
 import trio
 
 from logfs.core import open_log_store, parse_config
+from logfs.core.manifest import CHUNK_BYTES
+from logfs.core.remote import DEFAULT_CACHE_BYTES
 from logfs.core.config import CONFIG_KEYS
 from logfs.core.errors import StoreLocked
 from logfs.datadir import DataDirError, check_data_dir
@@ -57,6 +59,12 @@ ADAPTER_OPTIONS = {
                                  "kafka=)",
     "kafka.auto_create=BOOL": "create a topic on its first Produce/Metadata (default true; "
                               "false: like auto.create.topics.enable=false)",
+    "remote=s3://BUCKET/PREFIX": "the object store that logs with remote.storage.enable=true "
+                                 "tier their sealed segments to (docs/tiered-storage.md); "
+                                 "remembered in DATA/.logfs/remote.json",
+    "remote.endpoint=URL": "the S3-compatible server to use instead of AWS (e.g. "
+                           "http://127.0.0.1:8333)",
+    "remote.cache.bytes=N": "local cache of remote segment chunks (default 1073741824)",
 }
 
 
@@ -82,6 +90,10 @@ class MountOptions:
     kafka: tuple[str, int] | None = None
     kafka_advertise: tuple[str, int] | None = None
     kafka_auto_create: bool = True
+    remote: str | None = None
+    remote_endpoint: str | None = None
+    remote_cache_bytes: int | None = None
+    replica: str | None = None  # logfs mount --replica s3://BUCKET/PREFIX: read-only
 
 
 _KAFKA_KEYS = ("kafka", "kafka.advertise", "kafka.auto_create")
@@ -98,6 +110,88 @@ def _kafka_option(opts: MountOptions, key: str, value: str) -> None:
         opts.kafka_auto_create = value.lower() in ("true", "1", "yes", "on")
     else:
         raise ValueError(value)
+
+
+def _remote_option(opts: MountOptions, key: str, value: str) -> None:
+    if key == "remote":
+        from logfs.tier.s3 import parse_remote_url  # noqa: PLC0415 - only with -o remote
+        try:
+            parse_remote_url(value)
+        except ValueError as exc:
+            raise MountError(f"mount option remote: {exc}") from None
+        opts.remote = value
+    elif key == "remote.endpoint":
+        if not value.startswith(("http://", "https://")):
+            raise MountError(f"mount option remote.endpoint: {value!r} is not an http:// or "
+                             "https:// URL")
+        opts.remote_endpoint = value
+    else:
+        opts.remote_cache_bytes = int(value)
+        if opts.remote_cache_bytes < 2 * CHUNK_BYTES:
+            raise MountError(f"mount option remote.cache.bytes: {value} is less than two chunks "
+                             f"({2 * CHUNK_BYTES} bytes)")
+
+
+def open_remote(data_dir: str, opts: MountOptions):
+    """The object store of the mount (-o remote=, or what DATA/.logfs/remote.json
+    remembers), checked: None without one. Raises MountError (missing bucket, bad
+    credentials, unreachable: nothing is touched then)."""
+    from logfs.core.objectstore import ObjectStoreError  # noqa: PLC0415
+    from logfs.core.tiering import read_remote_config, write_remote_config  # noqa: PLC0415
+
+    url, endpoint = opts.replica or opts.remote, opts.remote_endpoint
+    if url is None:
+        recorded = read_remote_config(data_dir)
+        if not recorded.get("url"):
+            if endpoint is not None:
+                raise MountError("mount option remote.endpoint needs remote=s3://BUCKET/PREFIX")
+            return None
+        url, endpoint = recorded["url"], endpoint or recorded.get("endpoint")
+        log.info("tiering to %s (remembered in %s/.logfs/remote.json)", url, data_dir)
+    from logfs.tier.s3 import S3ObjectStore  # noqa: PLC0415 - boto3 only with a remote
+    objects = S3ObjectStore(url, endpoint=endpoint)
+    try:
+        objects.check()
+    except ObjectStoreError as exc:
+        raise MountError(f"remote {url}: {exc}") from None
+    write_remote_config(data_dir, url, endpoint, replica=opts.replica is not None)
+    return objects
+
+
+REPLICA_SYNC_S = 2.0
+
+
+def replica_first_sync(data_dir: str, objects):
+    """A replica's first mirror of the bucket's manifests (before the mount, so the
+    first `ls` shows every log). Raises MountError."""
+    from logfs.core.objectstore import ObjectStoreError  # noqa: PLC0415
+    from logfs.core.replica import ReplicaState, sync_replica  # noqa: PLC0415
+
+    state = ReplicaState()
+    try:
+        changed = sync_replica(data_dir, objects, state)
+    except (ObjectStoreError, OSError) as exc:
+        raise MountError(f"replica of {objects.description}: {exc}") from None
+    log.info("replica of %s: %d logs", objects.description, len(changed))
+    return state
+
+
+async def run_replica_sync(store, ops: LogfsOperations) -> None:
+    """Every REPLICA_SYNC_S: mirror the bucket's manifests again (a worker thread);
+    the kernel learns new sizes within its 1 s attribute timeout, and pages below a
+    start retention moved are dropped. Never raises but cancellation."""
+    from logfs.core.replica import sync_replica  # noqa: PLC0415
+
+    objects, state = store.replica
+    while True:
+        await trio.sleep(REPLICA_SYNC_S)
+        try:
+            changed = await trio.to_thread.run_sync(sync_replica, store.data_dir, objects, state)
+            if changed:
+                log.info("replica: %d logs changed in %s", len(changed), objects.description)
+                ops.invalidate_moved_starts()
+        except Exception as exc:  # noqa: BLE001 - the replica keeps serving what it has
+            log.warning("replica: refreshing from %s failed: %s", objects.description, exc)
 
 
 def parse_mount_options(specs: list[str]) -> MountOptions:
@@ -136,6 +230,8 @@ def parse_mount_options(specs: list[str]) -> MountOptions:
                         raise ValueError
                 elif key in _KAFKA_KEYS and eq:
                     _kafka_option(opts, key, value)
+                elif key in ("remote", "remote.endpoint", "remote.cache.bytes") and eq:
+                    _remote_option(opts, key, value)
                 elif key in CONFIG_KEYS or "." in key:
                     if not eq or not value.strip():
                         raise MountError(f"mount option {key!r} needs a value: -o {key}=N "
@@ -169,6 +265,8 @@ def _fuse_options(data_dir: str, opts: MountOptions) -> set[str]:
         options.add("allow_root")
     if opts.auto_unmount:
         options.add("auto_unmount")
+    if opts.replica is not None:
+        options.add("ro")  # the kernel answers every write EROFS
     return options
 
 
@@ -269,7 +367,13 @@ async def _serve(store, ops: LogfsOperations, opts: MountOptions, mountpoint: st
         nursery.start_soon(_watch_signals)
         await nursery.start(control.serve_control, ops.data_dir,
                             make_control_handler(store, ops, opts, mountpoint))
-        nursery.start_soon(Maintenance(store, ops).run)
+        if opts.replica is None:
+            nursery.start_soon(Maintenance(store, ops).run)
+        else:
+            nursery.start_soon(run_replica_sync, store, ops)
+        if store.tiering is not None:
+            from logfs.tier.task import run_tiering  # noqa: PLC0415
+            nursery.start_soon(run_tiering, store)
         if opts.kafka is not None:
             host, port = await nursery.start(_serve_kafka, store, ops, opts)
             ops.kafka_address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
@@ -404,7 +508,14 @@ def _run_mount(data_dir, mountpoint, opts, ready) -> int:
     if not os.path.isdir(data_dir):
         raise MountError(f"data directory {data_dir} does not exist")
     try:
-        store = open_log_store(data_dir, defaults=opts.defaults)
+        objects = open_remote(data_dir, opts)
+        if opts.replica is not None:
+            replica_state = replica_first_sync(data_dir, objects)
+        store = open_log_store(data_dir, defaults=opts.defaults, remote=objects,
+                               readonly=opts.replica is not None,
+                               remote_cache_bytes=opts.remote_cache_bytes or DEFAULT_CACHE_BYTES)
+        if opts.replica is not None:
+            store.replica = (objects, replica_state)
     except StoreLocked:
         raise MountError(f"{data_dir} is already mounted by another logfs daemon "
                          f"(see {os.path.join(control.control_dir(data_dir), PID_FILE)})") from None

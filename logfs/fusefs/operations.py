@@ -64,6 +64,7 @@ from logfs.fusefs.errors import Refused, fuse_handler
 from logfs.fusefs.fileread import PAGE_SIZE, gather, read_slow_parts
 from logfs.fusefs.inodes import ROOT_INODE, InodeTable, Kind, Node
 from logfs.fusefs.views import NoteOnce, ViewWindow, resolve_view
+from logfs.tier.task import fetch_remote
 
 log = logging.getLogger(__name__)
 
@@ -560,10 +561,14 @@ class LogfsOperations(pyfuse3.Operations):
         node = self._node(fh)
         if node.view is not None:  # a view: the log's bytes from the view's start
             log_node, lg, window = self._view_of(node)
+            if lg.remote_missing(window.start + off, window.start + off + size):
+                await fetch_remote(lg, window.start + off, window.start + off + size, self.spawn)
             parts, slow = gather(lg, window.start, window.end_offset(lg), off, size)
             node = log_node  # counted as bytes served of the log (`logfs describe`)
         else:
             lg = self._log_of(node)
+            if lg.remote_missing(off, off + size):  # a tiered segment's chunks (tier/task.py)
+                await fetch_remote(lg, off, off + size, self.spawn)
             parts, slow = gather(lg, 0, lg.end_offset, off, size)
         if slow:
             await read_slow_parts(parts, slow)

@@ -11,10 +11,13 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from functools import partial
 
 import trio
 
 from logfs.core import StoreLocked, open_log_store
+from logfs.tier.recorded import recorded_remote
+from logfs.tier.task import run_tiering
 from logfs.datadir import DataDirError, check_data_dir
 from logfs.serving import leaf, report_failure, until_stopped
 
@@ -71,10 +74,13 @@ def options_from(args: argparse.Namespace) -> BrokerOptions:
 
 
 async def _run(data: str, options: BrokerOptions) -> None:
-    store = await trio.to_thread.run_sync(open_log_store, data)
+    remote = recorded_remote(data)
+    store = await trio.to_thread.run_sync(partial(open_log_store, data, remote=remote))
     try:
         broker = Broker(store, PlainWriter(), options)
         async with trio.open_nursery() as nursery:
+            if store.tiering is not None:  # the writer tiers, as the mount does
+                nursery.start_soon(run_tiering, store)
             host, port = await nursery.start(serve_kafka, broker)
             print(f"logfs kafka listening on {host}:{port}", flush=True)
             await until_stopped(logging.getLogger(__name__))
