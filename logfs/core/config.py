@@ -46,9 +46,8 @@ class LogConfig:
 
     def as_kafka_dict(self) -> dict[str, int | bool | None]:
         by_attr = {attr: key for key, (attr, *_rest) in _KEYS.items()}
-        out: dict[str, int | bool | None] = {by_attr[f.name]: getattr(self, f.name) for f in fields(self)}
-        out["remote.storage.enable"] = bool(self.remote_storage_enable)
-        return out
+        # remote.storage.enable is 0 or 1 here, as every value is an integer (docs/config.md)
+        return {by_attr[f.name]: getattr(self, f.name) for f in fields(self)}
 
     @property
     def tiered(self) -> bool:
