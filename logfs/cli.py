@@ -55,6 +55,11 @@ config keys (Kafka's names; per log, inherited from the topic, then from the mou
   index.interval.bytes   bytes between sparse index entries (default 4096)
   flush.ms               fsync the active segment at least this often (default: never;
                          the page cache decides, as in Kafka)
+  remote.storage.enable  tier sealed segments to the mount's object store (-o remote=;
+                         default false)
+  local.retention.bytes  keep at most this much of a tiered log on the local disk
+                         (-2, the default: as retention.bytes)
+  local.retention.ms     keep local copies of a tiered log this long (-2: as retention.ms)
 """
 
 
@@ -375,8 +380,8 @@ class _Target:
 # Output for people: numbers with their unit, "none" and "on"/"off", never a
 # Python value. --json prints the same dict as JSON (types in docs/config.md).
 
-_BYTE_KEYS = {"segment.bytes", "retention.bytes", "index.interval.bytes"}
-_DURATION_KEYS = {"segment.ms", "retention.ms", "flush.ms"}
+_BYTE_KEYS = {"segment.bytes", "retention.bytes", "index.interval.bytes", "local.retention.bytes"}
+_DURATION_KEYS = {"segment.ms", "retention.ms", "flush.ms", "local.retention.ms"}
 _TIMESTAMP_KEYS = {"last_append_ms", "created_ms"}
 
 
@@ -407,6 +412,10 @@ def format_value(key: str, value: Any) -> str:
         return "yes" if value else "no (read from DATA)"
     if isinstance(value, bool):
         return "on" if value else "off"
+    if key == "remote.storage.enable" and value in (0, 1):
+        return "true" if value else "false"
+    if key.startswith("local.retention.") and value == -2:
+        return f"-2 (as {key[len('local.'):]})"
     if isinstance(value, (list, tuple)):
         return ", ".join(map(str, value)) if value else "none"
     if key in _BYTE_KEYS and isinstance(value, int):
