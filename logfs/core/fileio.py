@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from .naming import TMP_SUFFIX
 
@@ -21,16 +21,23 @@ logger = logging.getLogger(__name__)
 SCAN_CHUNK = 1 << 20  # the largest single read of a scan
 
 
-def iter_preads(fd: int, start: int, end: int, chunk: int = SCAN_CHUNK) -> Iterator[bytes]:
-    """The bytes ``[start, end)`` of *fd*, in reads of at most *chunk* bytes; stops
-    early at the end of the file. Raises OSError."""
+def iter_reads(read: Callable[[int, int], bytes], start: int, end: int,
+               chunk: int = SCAN_CHUNK) -> Iterator[bytes]:
+    """The bytes ``[start, end)`` that ``read(n, pos)`` returns, in reads of at most
+    *chunk* bytes; stops early at the end of the data. Raises what *read* raises."""
     pos = start
     while pos < end:
-        data = os.pread(fd, min(chunk, end - pos), pos)
+        data = read(min(chunk, end - pos), pos)
         if not data:
             return
         yield data
         pos += len(data)
+
+
+def iter_preads(fd: int, start: int, end: int, chunk: int = SCAN_CHUNK) -> Iterator[bytes]:
+    """The bytes ``[start, end)`` of *fd*, in reads of at most *chunk* bytes; stops
+    early at the end of the file. Raises OSError."""
+    return iter_reads(lambda n, pos: os.pread(fd, n, pos), start, end, chunk)
 
 
 def pread_all(fd: int, length: int, position: int) -> bytes:

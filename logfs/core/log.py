@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Protocol
@@ -33,14 +34,15 @@ from .errors import (NotAppendable, NotFound, OffsetOutOfRange, ReadOnlyStore, S
 from .fileio import fsync_path, replace_file
 from .follow import RecordCounter, catch_up
 from .logmeta import FileAttrs, LogMeta
+from .manifest import CorruptManifest, Manifest
 from .naming import CHECKPOINT_FILE, MANIFEST_COPY_FILE, offset_index_name, segment_leftover_names, time_index_name
 from .reads import FileRange, file_ranges, ranges_per_read
-from .manifest import CorruptManifest, Manifest
 from .remote import RemoteSegment, RemoteSource
 from .segment import Segment
 from .segments import LogSegments
 
 logger = logging.getLogger(__name__)
+_MTIME_SETTLED_NS = 100_000_000  # a directory mtime this old no longer changes within its tick
 
 
 class LogContext(Protocol):
@@ -84,6 +86,7 @@ class Log:
         self._max_ranges = ranges_per_read(self.cache.capacity)
         self.manifest: Manifest | None = None  # tiered segments, as last committed
         self._manifest_mtime_ns = -1
+        self._manifest_dir_mtime_ns = -1  # the directory's mtime when the copy was last looked at
         try:
             self._dir_ino = os.stat(directory).st_ino
         except FileNotFoundError:
@@ -480,10 +483,19 @@ class Log:
             remote.append(seg)
         self._segs.set_remote(remote)
 
-    def _load_manifest_copy(self) -> None:
-        """Read the manifest copy if it changed (a stat when it did not)."""
+    def _load_manifest_copy(self, dir_mtime_ns: int | None = None) -> None:
+        """Read the manifest copy if it changed (a stat when it did not; nothing when the
+        log directory's mtime *dir_mtime_ns* is the one of the last look: the writer
+        replaces the copy by a rename, which moves it)."""
         if self._context.remote is None:
             return
+        if dir_mtime_ns is not None:
+            if dir_mtime_ns == self._manifest_dir_mtime_ns:
+                return
+            # trust an mtime only once it is older than the file system's timestamp tick,
+            # so a rename within the same tick as this look is not missed
+            if time.time_ns() - dir_mtime_ns > _MTIME_SETTLED_NS:
+                self._manifest_dir_mtime_ns = dir_mtime_ns
         path = os.path.join(self.directory, MANIFEST_COPY_FILE)
         try:
             st = os.stat(path)
@@ -700,7 +712,7 @@ class Log:
             self._check_alive()
         try:
             if self._context.remote is not None:
-                self._load_manifest_copy()
+                self._load_manifest_copy(st.st_mtime_ns)
             catch_up(self._segs, self.checkpoint, st.st_mtime_ns, force)
         except FileNotFoundError:
             raise NotFound(f"log {self.topic}/{self.name} does not exist") from None

@@ -58,7 +58,9 @@ class ObjectStore(Protocol):
 
     def put_file(self, key: str, path: str, md5_hex: str) -> ObjectInfo:
         """Upload the whole file *path* in one PUT with Content-MD5, so the server
-        checks the bytes it received; returns what a HEAD of it says."""
+        checks the bytes it received; returns what a HEAD of it says. Where the
+        server does not check Content-MD5, the adapter compares a plain-MD5 ETag
+        itself (an encrypted bucket's ETag is not the MD5: the core compares sizes)."""
 
     def put_bytes(self, key: str, data: bytes, *, if_match: str | None = None,
                   if_none_match: bool = False) -> ObjectInfo:

@@ -15,7 +15,7 @@ import zlib
 
 from .cache import ResourceCache
 from .errors import CorruptIndex, StorageIOError, translate_os_errors
-from .fileio import SCAN_CHUNK, iter_preads
+from .fileio import SCAN_CHUNK, iter_preads, iter_reads
 from .index import (FLAG_RECORD_BOUNDARY, OFFSET_MAGIC, TIME_MAGIC, TIME_MAGIC_V1, IndexFile,
                     newest_before, time_entry)
 from .naming import offset_index_name, segment_name, time_index_name
@@ -301,14 +301,7 @@ class Segment:
 
     def count_newlines(self, start: int, end: int) -> int:
         """Newlines in the segment's bytes ``[start, end)``. Raises OSError."""
-        count = 0
-        while start < end:
-            chunk = self.pread(min(SCAN_CHUNK, end - start), start)
-            if not chunk:
-                break
-            count += chunk.count(b"\n")
-            start += len(chunk)
-        return count
+        return sum(chunk.count(b"\n") for chunk in iter_reads(self.pread, start, end))
 
     def last_newline_before(self, pos: int) -> int:
         """Position just after the last newline in ``[0, pos)``, or -1 if none."""

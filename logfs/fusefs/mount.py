@@ -31,7 +31,8 @@ from logfs.core.remote import DEFAULT_CACHE_BYTES
 from logfs.core.config import CONFIG_KEYS
 from logfs.core.errors import StoreLocked
 from logfs.datadir import DataDirError, check_data_dir
-from logfs.fusefs import control, fastloop, mounts, pyfuse3_features
+from logfs.core.objectstore import ObjectStoreError
+from logfs.fusefs import control, fastloop, mounts, pyfuse3_features, replica
 from logfs.fusefs.maintenance import Maintenance
 from logfs.fusefs.operations import LogfsOperations
 
@@ -136,7 +137,6 @@ def open_remote(data_dir: str, opts: MountOptions):
     """The object store of the mount (-o remote=, or what DATA/.logfs/remote.json
     remembers), checked: None without one. Raises MountError (missing bucket, bad
     credentials, unreachable: nothing is touched then)."""
-    from logfs.core.objectstore import ObjectStoreError  # noqa: PLC0415
     from logfs.core.tiering import read_remote_config, write_remote_config  # noqa: PLC0415
 
     url, endpoint = opts.replica or opts.remote, opts.remote_endpoint
@@ -149,49 +149,13 @@ def open_remote(data_dir: str, opts: MountOptions):
         url, endpoint = recorded["url"], endpoint or recorded.get("endpoint")
         log.info("tiering to %s (remembered in %s/.logfs/remote.json)", url, data_dir)
     from logfs.tier.s3 import S3ObjectStore  # noqa: PLC0415 - boto3 only with a remote
-    objects = S3ObjectStore(url, endpoint=endpoint)
     try:
+        objects = S3ObjectStore(url, endpoint=endpoint)  # a bad AWS profile raises here
         objects.check()
     except ObjectStoreError as exc:
         raise MountError(f"remote {url}: {exc}") from None
     write_remote_config(data_dir, url, endpoint, replica=opts.replica is not None)
     return objects
-
-
-REPLICA_SYNC_S = 2.0
-
-
-def replica_first_sync(data_dir: str, objects):
-    """A replica's first mirror of the bucket's manifests (before the mount, so the
-    first `ls` shows every log). Raises MountError."""
-    from logfs.core.objectstore import ObjectStoreError  # noqa: PLC0415
-    from logfs.core.replica import ReplicaState, sync_replica  # noqa: PLC0415
-
-    state = ReplicaState()
-    try:
-        changed = sync_replica(data_dir, objects, state)
-    except (ObjectStoreError, OSError) as exc:
-        raise MountError(f"replica of {objects.description}: {exc}") from None
-    log.info("replica of %s: %d logs", objects.description, len(changed))
-    return state
-
-
-async def run_replica_sync(store, ops: LogfsOperations) -> None:
-    """Every REPLICA_SYNC_S: mirror the bucket's manifests again (a worker thread);
-    the kernel learns new sizes within its 1 s attribute timeout, and pages below a
-    start retention moved are dropped. Never raises but cancellation."""
-    from logfs.core.replica import sync_replica  # noqa: PLC0415
-
-    objects, state = store.replica
-    while True:
-        await trio.sleep(REPLICA_SYNC_S)
-        try:
-            changed = await trio.to_thread.run_sync(sync_replica, store.data_dir, objects, state)
-            if changed:
-                log.info("replica: %d logs changed in %s", len(changed), objects.description)
-                ops.invalidate_moved_starts()
-        except Exception as exc:  # noqa: BLE001 - the replica keeps serving what it has
-            log.warning("replica: refreshing from %s failed: %s", objects.description, exc)
 
 
 def parse_mount_options(specs: list[str]) -> MountOptions:
@@ -370,7 +334,7 @@ async def _serve(store, ops: LogfsOperations, opts: MountOptions, mountpoint: st
         if opts.replica is None:
             nursery.start_soon(Maintenance(store, ops).run)
         else:
-            nursery.start_soon(run_replica_sync, store, ops)
+            nursery.start_soon(replica.run_replica_sync, store, ops)
         if store.tiering is not None:
             from logfs.tier.task import run_tiering  # noqa: PLC0415
             nursery.start_soon(run_tiering, store)
@@ -510,7 +474,10 @@ def _run_mount(data_dir, mountpoint, opts, ready) -> int:
     try:
         objects = open_remote(data_dir, opts)
         if opts.replica is not None:
-            replica_state = replica_first_sync(data_dir, objects)
+            try:
+                replica_state = replica.first_sync(data_dir, objects)
+            except (ObjectStoreError, OSError) as exc:
+                raise MountError(f"replica of {objects.description}: {exc}") from None
         store = open_log_store(data_dir, defaults=opts.defaults, remote=objects,
                                readonly=opts.replica is not None,
                                remote_cache_bytes=opts.remote_cache_bytes or DEFAULT_CACHE_BYTES)

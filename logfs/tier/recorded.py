@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 
-from logfs.core.objectstore import ObjectStore
+from logfs.core.objectstore import ObjectStore, ObjectStoreError
 from logfs.core.tiering import read_remote_config
 
 logger = logging.getLogger(__name__)
@@ -25,4 +25,8 @@ def recorded_remote(data_dir: str) -> ObjectStore | None:
         return None
     from logfs.tier.s3 import S3ObjectStore  # noqa: PLC0415 - boto3 only with a remote
 
-    return S3ObjectStore(recorded["url"], endpoint=recorded.get("endpoint"))
+    try:
+        return S3ObjectStore(recorded["url"], endpoint=recorded.get("endpoint"))
+    except ObjectStoreError as exc:  # a bad AWS profile, say: local data still reads
+        logger.warning("remote %s: %s (remote segments cannot be read)", recorded["url"], exc)
+        return None
