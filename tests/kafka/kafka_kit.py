@@ -336,11 +336,19 @@ def ck_producer(bootstrap: str, **conf):
 
 
 def ck_produce(bootstrap: str, topic: str, values: list, partition: int | None = None,
-               timeout: float = CALL_TIMEOUT, check: bool = True, **conf) -> list:
+               timeout: float = CALL_TIMEOUT, check: bool = True, one_batch: bool = False,
+               **conf) -> list:
     """Produce *values* (str, bytes or None), flush; the delivery reports in order of
-    production: (error or None, partition, offset). *check*: fail on any error."""
+    production: (error or None, partition, offset). *check*: fail on any error.
+    *one_batch*: learn the topic's metadata first and linger long enough that all the
+    values leave in one batch (a message produced before the leader is known can
+    otherwise leave alone)."""
+    if one_batch:
+        conf = {"linger.ms": 2000, "batch.num.messages": 10000, **conf}
     p = ck_producer(bootstrap, **conf)
     reports: dict[int, tuple] = {}
+    if one_batch:
+        p.list_topics(topic, timeout=timeout)
 
     def report(i):
         return lambda err, msg: reports.__setitem__(i, (err, msg.partition(), msg.offset()))

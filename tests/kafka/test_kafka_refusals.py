@@ -27,8 +27,8 @@ def test_confluent_invalid_record_refuses_whole_batch(listener, kind):
     from confluent_kafka import KafkaError
     bs = listener.bootstrap
     ck_produce(bs, kind, ["before"], 0)
-    reports = ck_produce(bs, kind, BATCHES[kind], 0, check=False,
-                         **{"linger.ms": 200, "retries": 0})
+    reports = ck_produce(bs, kind, BATCHES[kind], 0, check=False, one_batch=True,
+                         **{"retries": 0})
     codes = [err.code() if err else None for err, _p, _o in reports]
     assert codes == [KafkaError.INVALID_RECORD] * 3, reports
     assert segment_bytes(listener.data, kind) == b"before\n"
@@ -80,7 +80,7 @@ def test_newline_refused_through_a_mount_leaves_the_file(kmount):
     os.mkdir(kmount.p("T"))
     sh(f"touch {q(kmount.p('T', 'eu'))}")
     reports = ck_produce(kmount.bootstrap, "T.eu", ["a", "b\nc"], 0, check=False,
-                         **{"linger.ms": 200, "retries": 0})
+                         one_batch=True, **{"retries": 0})
     assert [e.code() for e, _p, _o in reports] == [KafkaError.INVALID_RECORD] * 2
     assert sh(f"cat {q(kmount.p('T', 'eu'))}").stdout == ""
 
