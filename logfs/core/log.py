@@ -730,14 +730,16 @@ class Log:
             "records": self.records,
             "start_record": self.start_record,
             "segments": self.segment_count,
-            **self._tier_figures(),
+            **self.tier_figures(),
             "last_append_ms": self.last_append_ms,
             "created_ms": self.created_ms,
             "config": self.config.as_kafka_dict(),
             "config_overrides": self.config_overrides,
         }
 
-    def _tier_figures(self) -> dict:
+    def tier_figures(self) -> dict:
+        """Where a tiered log's bytes are: local and remote start, segments and bytes
+        per tier, the upload backlog ({} for a log that was never tiered)."""
         if self.manifest is None and not self.config.tiered:
             return {}
         n = self._segs.nremote

@@ -253,6 +253,7 @@ class Tiering:
         Returns one line per action."""
         st = self.state(log)
         lines: list[str] = []
+        first_load = not st.loaded and result.manifest is not None
         if result.error is None:
             st.loaded = True
         if result.manifest is not None or (result.error is None and st.manifest is None):
@@ -284,7 +285,8 @@ class Tiering:
             st.next_try_ms = 0
         for line in lines:
             logger.info("%s", line)
-        if result.uploaded or result.dropped:
+        # (a first load too: a commit whose local bookkeeping a kill cut short)
+        if result.uploaded or result.dropped or first_load:
             log.apply_retention(self.clock.now_ms())
             lines.extend(log.pop_events())
         return lines

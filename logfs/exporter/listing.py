@@ -104,7 +104,7 @@ def describe_all(store: LogStore) -> list[dict[str, Any]]:
 def _gauges(store: LogStore, topic: str, name: str) -> dict[str, Any]:
     log = open_reachable_log(store, topic, name)
     return {"topic": topic, "log": name, "start_offset": log.start_offset,
-            "end_offset": log.end_offset, "segments": log.segment_count}
+            "end_offset": log.end_offset, "segments": log.segment_count, **log.tier_figures()}
 
 
 def log_gauges(store: LogStore) -> list[dict[str, Any]]:

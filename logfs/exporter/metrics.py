@@ -12,6 +12,18 @@ def _escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 
 
+TIER_GAUGES = (
+    ("logfs_log_local_start_offset", "local_start_offset", "First byte offset with a local copy."),
+    ("logfs_log_local_segments", "local_segments", "Segments on the local disk."),
+    ("logfs_log_local_bytes", "local_bytes", "Bytes of the segments on the local disk."),
+    ("logfs_log_remote_segments", "remote_segments", "Segments in the object store (the manifest)."),
+    ("logfs_log_remote_bytes", "remote_bytes", "Bytes of the segments in the object store."),
+    ("logfs_log_upload_backlog_segments", "upload_backlog_segments",
+     "Sealed segments not uploaded yet."),
+    ("logfs_log_upload_backlog_bytes", "upload_backlog_bytes", "Bytes of the sealed segments not uploaded yet."),
+)
+
+
 @dataclass
 class ExporterMetrics:
     """Counters and gauges the server updates as it works."""
@@ -74,4 +86,10 @@ class ExporterMetrics:
                                      ("logfs_log_segments", "segments", "Segment files.")):
                 metric(name, "gauge", help_,
                        [(f'{{topic="{_escape(d["topic"])}",log="{_escape(d["log"])}"}}', d[key]) for d in logs])
+            tiered = [d for d in logs if "upload_backlog_segments" in d]
+            for name, key, help_ in TIER_GAUGES:  # tiered logs only (docs/tiered-storage.md)
+                if tiered:
+                    metric(name, "gauge", help_,
+                           [(f'{{topic="{_escape(d["topic"])}",log="{_escape(d["log"])}"}}', d[key])
+                            for d in tiered])
         return ("\n".join(out) + "\n").encode()

@@ -7,6 +7,10 @@ carries the append time of its records (timestamp type LogAppendTime). When less
 partitions asked for: the log's writer wakes it (Broker.notify), never a timer.
 High watermark = last stable offset = the number of complete records; a line still
 being written is not offered.
+
+Records in tiered segments (docs/tiered-storage.md) are fetched into the remote cache
+from a worker thread before the answer is built (:func:`logfs.tier.task.fetch_remote`),
+so a Fetch of old records does not stall the listener's other connections.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from logfs.core import Log, StorageError
+from logfs.tier.task import fetch_remote
 
 from .errors import Err, KafkaError, error_of
 from .records import encode_batch
@@ -38,6 +43,7 @@ class FetchHandlers:
         deadline = trio.current_time() + max(ms(req.max_wait), 0) / 1000
         min_bytes = max(req.min_bytes, 1)
         while True:
+            await self._fetch_remote_parts(req)
             responses, total, keys, failed = self._fetch_once(req)
             if total >= min_bytes or failed or not keys or trio.current_time() >= deadline:
                 break
@@ -64,6 +70,27 @@ class FetchHandlers:
                 budget -= n
             responses.append({"topic": t.topic, "partitions": parts})
         return responses, total, keys, failed
+
+    async def _fetch_remote_parts(self, req: Any) -> None:
+        """Bring what each partition's answer will read of remote segments into the
+        cache, off the trio thread. An error is left to the read, which reports it."""
+        budget = getattr(req, "max_bytes", 0x7FFFFFFF)
+        for t in req.topics:
+            for p in t.partitions:
+                try:
+                    lg = self._log(t.topic, p.partition)
+                    local_start = lg.local_start_offset
+                    if lg.start_offset >= local_start or \
+                            not lg.start_record <= p.fetch_offset < lg.records:
+                        continue  # no remote-only bytes (every untiered log), or nothing to read
+                    pos = lg.record_position(p.fetch_offset)
+                    if pos >= local_start:
+                        continue
+                    end = min(lg.complete_end, pos + max(min(p.partition_max_bytes, budget), 1))
+                    budget -= end - pos
+                    await fetch_remote(lg, pos, end)
+                except (KafkaError, StorageError):
+                    continue
 
     def _log(self, name: str, partition: int) -> Log:
         kt = self.broker.topics.find(name)

@@ -161,6 +161,36 @@ def test_an_interrupted_upload_is_redone_and_its_orphans_deleted(tmp_path, objec
         assert [s.base for s in manifest.segments] == [s.base for s in log.segments()[:-1]]
 
 
+def test_a_kill_after_the_commit_is_finished_by_the_next_start(tmp_path, objects):
+    """The manifest was committed, the daemon died before its local bookkeeping (the
+    manifest copy, local retention): the next start reads the committed manifest, uploads
+    nothing again, and only then deletes the local copies it holds."""
+    clock = ManualClock(1_800_000_000_000)
+    store = make_store(tmp_path, objects, clock, **{"local.retention.bytes": "0"})
+    store.create_topic("t")
+    log = store.create_log("t", "l")
+    written = fill(log, 25_000)
+    log.fsync()
+    tiering = store.tiering
+    result = tiering.execute(tiering.plan(log, clock.now_ms()), tiering.state(log))
+    assert result.error is None and len(result.uploaded) >= 2
+    committed = Manifest.decode(objects.get(manifest_key("t", "l"))[0])
+    keys = bucket_keys(objects)
+    assert not os.path.exists(tmp_path / "t" / "l" / "remote.json")  # no local bookkeeping yet
+    store.abandon()
+    with make_store(tmp_path, objects, clock, **{"local.retention.bytes": "0"}) as store:
+        log = store.log("t", "l")
+        assert [s for s in log.segments() if s.remote] == []  # nothing deleted before the bucket says so
+        store.tiering.run_pass(log)
+        manifest = Manifest.decode(objects.get(manifest_key("t", "l"))[0])
+        assert [(s.base, s.id) for s in manifest.segments][:len(committed.segments)] == \
+            [(s.base, s.id) for s in committed.segments], "a committed segment was uploaded again"
+        assert set(keys) <= set(bucket_keys(objects))
+        assert log.describe()["upload_backlog_segments"] == 0
+        assert len([s for s in log.segments() if not s.remote]) == 1  # local copies went after
+        assert log.read(0, len(written)) == written
+
+
 def test_a_corrupt_remote_object_is_a_read_error_naming_the_segment(tmp_path, objects, s3_client):
     clock = ManualClock(1_800_000_000_000)
     with make_store(tmp_path, objects, clock, **{"local.retention.bytes": "0"}) as store:
