@@ -143,6 +143,9 @@ class KafkaPythonMember(Member):
                 member.assignment = frozenset()
 
         c = kp_consumer(self.bootstrap, group_id=self.group, max_poll_interval_ms=20000)
+        # the topic's metadata before the join: a leader that joins without it assigns
+        # nothing ("No partition metadata for topic") until the next rebalance
+        wait_for(lambda: c.partitions_for_topic(TOPIC), 10, f"kafka-python metadata of {TOPIC}")
         c.subscribe([TOPIC], listener=Listener())
         return c
 
