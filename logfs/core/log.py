@@ -471,10 +471,10 @@ class Log:
         source = self._context.remote
         manifest = self.manifest
         if manifest is None or source is None:
-            if self._segs.nremote:
+            if self._segs.remote:
                 self._segs.set_remote([])
             return
-        known = {(seg.base, seg.info.id): seg for seg in self._segments[:self._segs.nremote]}
+        known = {(seg.base, seg.info.id): seg for seg in self._segs.remote}
         remote = []
         for info in manifest.segments:
             seg = known.get((info.base, info.id))

@@ -26,7 +26,7 @@ class LogSegments:
     log's hot paths index them directly, and may keep references to them: they are
     changed in place, and only through this class."""
 
-    __slots__ = ("directory", "cache", "writable", "items", "bases", "dir_mtime_ns", "nremote")
+    __slots__ = ("directory", "cache", "writable", "items", "bases", "dir_mtime_ns", "nremote", "remote")
 
     def __init__(self, directory: str, cache: ResourceCache, writable: bool) -> None:
         self.directory = directory
@@ -36,6 +36,9 @@ class LogSegments:
         self.bases: list[int] = []
         self.dir_mtime_ns = -1  # the directory's mtime at the last listing
         self.nremote = 0  # items[:nremote] are remote segments (below the local ones)
+        # every remote segment of the manifest, local copies or not: which of them are
+        # below the first local segment changes as a reader relists (retention)
+        self.remote: list = []
 
     def __len__(self) -> int:
         return len(self.items)
@@ -62,7 +65,6 @@ class LogSegments:
         names = os.listdir(self.directory)
         self.dir_mtime_ns = st.st_mtime_ns
         bases = list_segment_bases(names)
-        remote = self.items[:self.nremote]
         known = {seg.base: seg for seg in self.items[self.nremote:]}
         previous_last = self.items[-1].base if self.items else None
         segments = []
@@ -80,27 +82,27 @@ class LogSegments:
                     seg.size = os.stat(seg.path).st_size
                 except FileNotFoundError:
                     seg.size = 0
-        self._join(remote, segments)
+        self._join(segments)
 
-    def _join(self, remote: list, local: list) -> None:
+    def _join(self, local: list) -> None:
         """items = the remote segments below the first local one, then the local ones."""
+        remote = self.remote
         if local:
-            keep = [seg for seg in remote if seg.base < local[0].base]
-            for seg in remote[len(keep):]:
-                seg.close()
-            remote = keep
+            remote = [seg for seg in remote if seg.base < local[0].base]
         self.nremote = len(remote)
         self.items[:] = remote + local
         self.bases[:] = [seg.base for seg in self.items]
 
     def set_remote(self, remote: list) -> None:
         """The log's remote segments (oldest first, from its manifest), replacing the
-        earlier ones: those a local segment covers are left out."""
-        old = {id(seg) for seg in remote}
-        for seg in self.items[:self.nremote]:
-            if id(seg) not in old:
+        earlier ones; those a local segment covers stay out of ``items`` until the
+        local copy goes."""
+        new = {id(seg) for seg in remote}
+        for seg in self.remote:
+            if id(seg) not in new:
                 seg.close()
-        self._join(remote, self.items[self.nremote:])
+        self.remote = list(remote)
+        self._join(self.items[self.nremote:])
 
     @property
     def local(self) -> list:
@@ -119,6 +121,8 @@ class LogSegments:
     def close(self) -> None:
         """Release every segment's descriptors and mappings (reopened on next use)."""
         for seg in self.items:
+            seg.close()
+        for seg in self.remote[self.nremote:]:
             seg.close()
 
 

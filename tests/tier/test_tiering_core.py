@@ -113,6 +113,28 @@ def test_local_copies_go_and_reads_come_from_the_bucket(tmp_path, objects):
         assert log.records == 40_001
 
 
+def test_a_reader_opened_before_tiering_reads_the_remote_segments_after(tmp_path, objects):
+    """A reader (logfs serve) that opened the log while every segment was local: once
+    the writer tiers it and deletes the local copies, the reader reads the moved bytes
+    from the bucket (its refresh installs the manifest before it relists the directory:
+    the remote segments must not be lost in between)."""
+    clock = ManualClock(1_800_000_000_000)
+    with make_store(tmp_path, objects, clock, **{"local.retention.bytes": "0"}) as store:
+        store.create_topic("t")
+        log = store.create_log("t", "l")
+        written = fill(log, 30_000)
+        log.fsync()
+        with make_store(tmp_path, objects, readonly=True) as reader:
+            rlog = reader.log("t", "l")
+            assert rlog.read(0, len(written)) == written  # all local
+            store.tiering.run_pass(log)
+            assert len([s for s in log.segments() if not s.remote]) == 1
+            rlog.refresh(force=True)
+            assert rlog.start_offset == 0 and rlog.local_start_offset == log.local_start_offset
+            assert rlog.read(0, len(written)) == written
+            assert rlog.record_position(12_345) == 12_345 * LINE
+
+
 def test_retention_deletes_remote_segments_and_their_objects(tmp_path, objects):
     clock = ManualClock(1_800_000_000_000)
     with make_store(tmp_path, objects, clock, **{"local.retention.bytes": "0"}) as store:
