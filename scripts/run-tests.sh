@@ -11,7 +11,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-GROUP_A="tests/reliability tests/fuse tests/cli tests/docs tests/meta tests/install"
+GROUP_A="tests/reliability tests/fuse tests/cli tests/docs tests/meta tests/install tests/bench"
 
 fail_on_5() {  # $1 = pytest's exit code, $2 = what ran
   if [ "$1" -eq 5 ]; then

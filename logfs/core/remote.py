@@ -75,6 +75,7 @@ class ChunkCache:
         self.memory_bytes = 0
         self.fetched = 0  # chunks fetched from the store (figures)
         self.hits = 0
+        self._disk_full = False  # warned once per episode, not per chunk
         self._scan()
 
     def _scan(self) -> None:
@@ -123,6 +124,9 @@ class ChunkCache:
                 f.write(data)
             os.rename(tmp, path)
             held = _Held(len(data))
+            if self._disk_full:
+                self._disk_full = False
+                logger.warning("remote cache: chunks are written to %s again", self.root)
         except OSError as exc:
             try:
                 os.unlink(tmp)
@@ -143,7 +147,10 @@ class ChunkCache:
         return held
 
     def _in_memory(self, path: str, data: bytes) -> _Held:
-        logger.warning("remote cache: the disk is full; chunk %s kept in memory", path)
+        if not self._disk_full:
+            self._disk_full = True
+            logger.warning("remote cache: the disk is full (chunk %s and the next ones kept in memory, "
+                           "at most %d MiB)", path, MEMORY_FALLBACK_BYTES >> 20)
         fd = os.memfd_create("logfs-chunk", os.MFD_CLOEXEC)
         os.write(fd, data)
         self.memory_bytes += len(data)

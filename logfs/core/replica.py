@@ -55,7 +55,7 @@ def sync_replica(data_dir: str, objects: ObjectStore, state: ReplicaState) -> li
             if state.etags.get((topic, log)) == info.etag:
                 continue
             data, etag = objects.get(key)
-            manifest = Manifest.decode(data, etag)
+            Manifest.decode(data, etag)  # a copy that does not decode is not mirrored
         except ObjectNotFound:
             present.discard((topic, log))
             continue

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import os
 import stat
-import time
 from typing import Callable
 
 import pyfuse3

