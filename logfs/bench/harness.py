@@ -358,8 +358,7 @@ def build_parser(prog: str = "python -m logfs.bench") -> argparse.ArgumentParser
                                        "  W16 1 MiB appends while another log uploads, against appends alone\n"
                                        "  W17 cold read of the log once remote-only (cat, curl) against it local\n"
                                        "  W18 first byte of ?record=N in a remote segment, cold chunk cache\n"
-                                       "The core alone: python -m logfs.bench.core; tiered storage alone: "
-                                       "python -m logfs.bench.tier_workloads")
+                                       "The core alone: python -m logfs.bench.core; W15-W18 alone: --only tier")
     add_arguments(p)
     return p
 

@@ -394,9 +394,9 @@ def markdown(results: dict, png_name: str | None) -> str:
             "| figure | measured | unit |", "| --- | --- | --- |"]
     out += [f"| {label} | {val} | {unit} |" for label, val, unit in tier_rows(results)]
     out += ["", "W15-W18 (logfs/bench/tier_workloads.py): a `logfs mount -o remote=s3://BUCKET/bench,"
-            "remote.endpoint=...` with 64 MiB segments and `local.retention.bytes=0`; logs written through the "
+            "remote.endpoint=...` with 16 segments a log (64 MiB at full size) and `local.retention.bytes=0`; logs written through the "
             "mount in 1 MiB writes; tiering switched on per log with `logfs config LOG remote.storage.enable=true`. "
-            "W15 times that until `logfs describe` shows no backlog; boto3 puts the same sealed segment and "
+            "W15 times that until every sealed segment is committed and its local copy gone; boto3 puts the same sealed segment and "
             "index files one after the other. W17 drops the page cache (and empties the chunk cache) before "
             "each read. W18 empties the chunk cache before each of its requests (the index files stay: a "
             "seek downloads no segment), timed as W7 from connect to the first body byte. W16 starts its second "

@@ -1,12 +1,14 @@
-"""Tiered storage's figures (issue 14), W15-W18, against SeaweedFS (``weed mini``, run
-with nice 10: it stands for a store on other machines) on loopback, the way a user would run them: a ``logfs mount -o remote=...``, its logs
-written through the mount, tiering switched on with ``logfs config``, reads with
-``cat`` and ``curl``.
+"""Tiered storage's figures (issue 14), W15-W18, against SeaweedFS (``weed mini``,
+run with nice 10: it stands for a store on other machines) on loopback, the way a user
+would run them: a ``logfs mount -o remote=...``, its logs written through the mount,
+tiering switched on with ``logfs config``, reads with ``cat`` and ``curl``.
 
-- W15 upload (a log of 1 GiB in 16 segments of 64 MiB): the seconds from ``logfs config LOG remote.storage.enable=true`` until
-  ``logfs describe`` shows no backlog, against boto3's ``put_object`` (with
-  Content-MD5, as logfs sends) of the same segment and index files, one after the
-  other, into the same server (the server is the limit; target >= 0.8x).
+- W15 upload (a log of 1 GiB in 16 segments of 64 MiB): the seconds from ``logfs
+  config LOG remote.storage.enable=true`` until every sealed segment is committed and
+  its local copy gone (watched in the log's directory; ``logfs describe`` confirms),
+  against boto3's ``put_object`` (with Content-MD5, as logfs sends) of the same
+  segment and index files, one after the other, into the same server (the server is
+  the limit; target >= 0.8x).
 - W16 appends while uploads run: 1 MiB writes through the mount to one log while
   another log's backlog uploads, against the same writes with nothing uploading
   (target >= 0.95x).

@@ -1,10 +1,12 @@
 """The writer daemon's tiering task, and remote reads off the trio thread.
 
 :func:`run_tiering` runs in the mount's nursery (and ``logfs kafka``'s): every
-``PASS_S`` it plans a pass for each tiered log on the trio thread (the core is not
-thread-safe), runs the network part of up to ``MAX_PARALLEL`` logs at once in worker
-threads of their own, at a lower priority (``UPLOAD_NICE``), and installs what they committed back on the trio thread (core/tiering.py).
-Appends never wait for it: the FUSE handlers run between its awaits.
+``PASS_S`` (at once after a pass that took a full share of some backlog) it plans a
+pass for each tiered log on the trio thread (the core is not thread-safe), runs the
+network part of up to ``MAX_PARALLEL`` logs at once in worker threads of their own,
+at a lower priority (``UPLOAD_NICE``), and installs what they committed back on the
+trio thread (core/tiering.py). Appends never wait for it: the FUSE handlers run
+between its awaits, and take the CPU first.
 
 :func:`fetch_remote` brings the remote chunks a read needs into the cache from a
 worker thread, so a read of a remote segment does not stall every other request;
