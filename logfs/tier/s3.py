@@ -113,6 +113,11 @@ class S3ObjectStore:
             raise ObjectStoreError(f"{self.description}: the AWS configuration is not usable: {exc}",
                                    transient=False) from None
 
+    def __reduce__(self):
+        # pickled as what it names: the unpickled copy makes a client of its own (the
+        # upload workers, logfs/tier/task.py); credentials come from its environment
+        return (S3ObjectStore, (self.url, self.endpoint))
+
     def __repr__(self) -> str:
         return f"S3ObjectStore({self.description})"
 

@@ -3,10 +3,11 @@
 :func:`run_tiering` runs in the mount's nursery (and ``logfs kafka``'s): every
 ``PASS_S`` (at once after a pass that took a full share of some backlog) it plans a
 pass for each tiered log on the trio thread (the core is not thread-safe), runs the
-network part of up to ``MAX_PARALLEL`` logs at once in worker threads of their own,
-at a lower priority (``UPLOAD_NICE``), and installs what they committed back on the
-trio thread (core/tiering.py). Appends never wait for it: the FUSE handlers run
-between its awaits, and take the CPU first.
+network part of up to ``MAX_PARALLEL`` logs at once in worker processes
+(:class:`UploadWorkers`), at a lower priority (``UPLOAD_NICE``), and installs what
+they committed back on the trio thread (core/tiering.py). Appends never wait for it:
+the FUSE handlers run between its awaits, never wait for the interpreter lock while
+an upload hashes or sends, and take the CPU first.
 
 :func:`fetch_remote` brings the remote chunks a read needs into the cache from a
 worker thread, so a read of a remote segment does not stall every other request;
@@ -17,21 +18,26 @@ fetched in the background when a read crosses into a new one (sequential reads).
 from __future__ import annotations
 
 import concurrent.futures
+import ctypes
 import logging
+import multiprocessing
 import os
-import threading
+import signal
+from concurrent.futures.process import BrokenProcessPool
 
 import trio
 
 from logfs.core import Log, LogStore, StorageError
+from logfs.core.clock import SystemClock
 from logfs.core.manifest import CHUNK_BYTES
-from logfs.core.tiering import MAX_UPLOADS_PER_PASS
+from logfs.core.tiering import MAX_UPLOADS_PER_PASS, TierResult, Tiering
 
 logger = logging.getLogger(__name__)
 
 PASS_S = 1.0
 ALL_LOGS_EVERY = 10  # passes: logs not opened since the mount are looked at this often
 MAX_PARALLEL = 4
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 def _fetch_jobs(jobs: list) -> None:
@@ -81,6 +87,14 @@ async def run_tiering(store: LogStore) -> None:
     if tiering is None:
         return
     limiter = trio.CapacityLimiter(MAX_PARALLEL)
+    workers = UploadWorkers(tiering)
+    try:
+        await _tier_forever(store, tiering, workers, limiter)
+    finally:
+        workers.close()
+
+
+async def _tier_forever(store: LogStore, tiering, workers: UploadWorkers, limiter) -> None:
     passes = 0
     while True:
         try:
@@ -90,7 +104,7 @@ async def run_tiering(store: LogStore) -> None:
             if plans:
                 async with trio.open_nursery() as nursery:
                     for lg, plan in plans:
-                        nursery.start_soon(_one, tiering, lg, plan, limiter)
+                        nursery.start_soon(_one, tiering, workers, lg, plan, limiter)
             # a pass that took its full share of some log's backlog: the next one at once
             more = any(len(plan.uploads) >= MAX_UPLOADS_PER_PASS for _lg, plan in plans)
         except Exception:  # noqa: BLE001 - tiering must never end the mount
@@ -101,29 +115,91 @@ async def run_tiering(store: LogStore) -> None:
 
 
 UPLOAD_NICE = 10  # uploads are background work: appends and reads go first
-_uploaders: concurrent.futures.ThreadPoolExecutor | None = None
 
 
-def _nice_thread() -> None:
-    """A thread of its own for uploads, at a lower priority (Linux niceness is per
-    thread): under load, the FUSE handlers and readers get the CPU first."""
+class UploadWorkers:
+    """The network part of tiering passes, in worker processes of their own (spawned,
+    so nothing of the daemon's threads is forked): an upload's hashing and socket
+    copies never take the daemon's GIL from the FUSE handlers, and the workers run at
+    nice UPLOAD_NICE, so under load appends and reads get the CPU first. A worker dies
+    with the daemon (PR_SET_PDEATHSIG): an upload a kill cut short is redone by the
+    next mount, as after any crash (core/tiering.py). If a worker dies, the passes it
+    had fail (transient: retried with backoff) and new workers are started."""
+
+    def __init__(self, tiering) -> None:
+        self._tiering = tiering
+        self._pool: concurrent.futures.ProcessPoolExecutor | None = None
+
+    def _executor(self) -> concurrent.futures.ProcessPoolExecutor:
+        if self._pool is None:
+            self._pool = concurrent.futures.ProcessPoolExecutor(
+                MAX_PARALLEL, mp_context=multiprocessing.get_context("spawn"),
+                initializer=_worker_start,
+                initargs=(self._tiering.objects, self._tiering.store_id, os.getpid(), UPLOAD_NICE))
+        return self._pool
+
+    async def execute(self, plan, state, limiter: trio.CapacityLimiter):
+        """Tiering.execute(plan, state) in a worker; its log lines are logged here."""
+        # submitted from this (the trio) thread: the workers' parent thread lives as
+        # long as the daemon, which PR_SET_PDEATHSIG watches
+        future = self._executor().submit(_worker_execute, plan, state)
+        try:
+            result, lines = await trio.to_thread.run_sync(future.result, limiter=limiter)
+        except BrokenProcessPool:
+            self.close()
+            return TierResult(plan, error="an upload worker process died (the pass is redone)")
+        for name, level, message in lines:
+            logging.getLogger(name).log(level, "%s", message)
+        return result
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+
+
+_worker_tiering = None
+_worker_lines: list[tuple[str, int, str]] = []
+
+
+class _Collect(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        _worker_lines.append((record.name, record.levelno, record.getMessage()))
+
+
+def _die_with_parent(parent_pid: int) -> None:
     try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), UPLOAD_NICE)
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent_pid:  # the daemon died before the prctl
+        os._exit(1)
+
+
+def _worker_start(objects, store_id: str, parent_pid: int, nice: int) -> None:
+    """In a new worker process: *objects* was rebuilt by unpickling (its own client)."""
+    _die_with_parent(parent_pid)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the daemon decides when to stop
+    try:
+        os.nice(nice)
     except OSError:
         pass
+    root = logging.getLogger()
+    root.handlers[:] = [_Collect()]
+    root.setLevel(logging.INFO)
+    global _worker_tiering
+    _worker_tiering = Tiering(objects, store_id, SystemClock())
 
 
-def _upload_pool() -> concurrent.futures.ThreadPoolExecutor:
-    global _uploaders
-    if _uploaders is None:
-        _uploaders = concurrent.futures.ThreadPoolExecutor(MAX_PARALLEL, "logfs-upload", _nice_thread)
-    return _uploaders
+def _worker_execute(plan, state):
+    _worker_lines.clear()
+    result = _worker_tiering.execute(plan, state)
+    return result, list(_worker_lines)
 
 
-async def _one(tiering, lg: Log, plan, limiter: trio.CapacityLimiter) -> None:
-    state = tiering.state(lg)
-    future = _upload_pool().submit(tiering.execute, plan, state)
-    result = await trio.to_thread.run_sync(future.result, limiter=limiter)
+async def _one(tiering, workers: UploadWorkers, lg: Log, plan, limiter: trio.CapacityLimiter) -> None:
+    result = await workers.execute(plan, tiering.state(lg), limiter)
     try:
         tiering.finish(lg, result)
     except StorageError as exc:

@@ -3,7 +3,8 @@ loopback, logs written with dd and echo, their local copies deleted, then read b
 through the mount (cat, grep, tail -c, dd skip, mmap), through `logfs serve` (curl:
 ranges, ?record=, ?since=, ?follow from an old offset), `logfs consume` and the mount's
 Kafka listener (kcat); a bad
-bucket refused at mount; a kill -9 in the middle of uploads."""
+bucket refused at mount; a kill -9 in the middle of uploads (whose worker processes die
+with the daemon)."""
 
 from __future__ import annotations
 
@@ -48,6 +49,22 @@ def mounts(tmp_path, seaweed_env):
 
 def numbered(n: int, start: int = 0) -> bytes:
     return b"".join(b"line %08d %s\n" % (i, b"x" * 80) for i in range(start, start + n))
+
+
+def children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(x) for x in f.read().split()]
+    except OSError:
+        return []
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 def wait_tiered(m, topic: str, log: str, timeout: float = 60) -> dict:
@@ -132,8 +149,13 @@ def test_kill9_during_uploads_loses_and_doubles_nothing(mounts, remote_url, seaw
     run(f"dd if={src} bs=1M status=none >> {m.p('t', 'l')} && sync {m.p('t', 'l')}")
     # let some uploads start, then kill the daemon in the middle of them
     wait_for(lambda: m.describe("t", "l").get("remote_segments", 0) >= 1, 30, "a first upload")
+    # the uploads run in worker processes of the daemon's (its GIL is the FUSE handlers')
+    workers = children(m.pid)
+    assert workers, "no upload worker process under the daemon"
     m.kill9()
     m.wait_unmounted()
+    # and they die with it: no upload goes on (or commits a manifest) behind the next mount
+    wait_for(lambda: not any(alive(w) for w in workers), 10, "the upload workers to die with the daemon")
     run(["fusermount3", "-u", "-z", str(m.mnt)], check=False)
     m.mount()
     d = wait_tiered(m, "t", "l")
