@@ -17,6 +17,7 @@ writer loads a log, and is the store's to call (store.py, recovery.py).
 
 from __future__ import annotations
 
+import bisect
 import logging
 import os
 import time
@@ -543,6 +544,34 @@ class Log:
             if seg.base + seg.size > a:
                 out.append((seg, max(0, a - seg.base), min(seg.size, b - seg.base)))
         return out
+
+    def remote_seek_window(self, n: int) -> tuple[int, int] | None:
+        """The log offsets [a, b) that :meth:`record_position` (*n*) scans of a remote
+        segment, or None when it reads nothing remote. Reads the segment's offset
+        index: call ``ensure_indexes()`` of :meth:`remote_segment_of_record` in a
+        worker thread first when it ``has_indexes()`` not (tier/task.py)."""
+        seg = self.remote_segment_of_record(n)
+        if seg is None:
+            return None
+        a, b = seg.newline_window(n - 1 - seg.base_record)
+        return seg.base + a, seg.base + b
+
+    def remote_segment_of_record(self, n: int) -> RemoteSegment | None:
+        """The remote segment holding the newline that ends record *n* - 1 (the one a
+        seek to record *n* reads), or None."""
+        if not self._segs.nremote or n <= 0:
+            return None
+        self._maybe_refresh()
+        remote = self._segments[:self._segs.nremote]
+        m = n - 1
+        i = bisect.bisect_right(remote, m, key=lambda seg: seg.base_record) - 1
+        if i < 0 or m >= remote[i].base_record + remote[i].records:
+            return None
+        return remote[i]
+
+    def remote_segments_without_indexes(self) -> list[RemoteSegment]:
+        """Remote segments whose index files are not local (a time seek may read any)."""
+        return [seg for seg in self._segments[:self._segs.nremote] if not seg.has_indexes()]
 
     # -- reading ------------------------------------------------------------------
     def read_range(self, a: int, b: int) -> list[FileRange]:

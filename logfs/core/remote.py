@@ -247,7 +247,15 @@ class RemoteSegment(Segment):
         self._fetch_lock = threading.Lock()
 
     # -- indexes: local copies, downloaded once ------------------------------------
-    def _ensure_indexes(self) -> None:
+    def has_indexes(self) -> bool:
+        """Both index files are local (a seek into the segment downloads nothing else
+        than the chunks it reads)."""
+        return all(os.path.exists(os.path.join(self.directory, name))
+                   for name in (offset_index_name(self.base), time_index_name(self.base)))
+
+    def ensure_indexes(self) -> None:
+        """Download the index files that are not local. Blocks on the network;
+        thread-safe (it only writes files). Raises RemoteReadError."""
         for name, suffix, i in ((offset_index_name(self.base), ".index", 1),
                                 (time_index_name(self.base), ".timeindex", 2)):
             path = os.path.join(self.directory, name)
@@ -270,12 +278,12 @@ class RemoteSegment(Segment):
 
     def offset_index(self):  # type: ignore[override]
         if self._oindex is None:
-            self._ensure_indexes()
+            self.ensure_indexes()
         return super().offset_index()
 
     def time_index(self):  # type: ignore[override]
         if self._tindex is None:
-            self._ensure_indexes()
+            self.ensure_indexes()
         return super().time_index()
 
     def largest_timestamp(self) -> int | None:

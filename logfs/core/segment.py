@@ -290,6 +290,21 @@ class Segment:
             pos += len(chunk)
         return -1
 
+    def newline_window(self, m: int) -> tuple[int, int]:
+        """The segment-relative bytes :meth:`find_newline` (*m*) reads: from the index
+        entry at or before newline *m*, in its growing steps, up to the next entry (the
+        newline lies before it) or the end."""
+        oindex = self.offset_index()
+        i = oindex.bisect_right(lambda e: e[0], m)
+        pos = oindex.get(i - 1)[1] if i else 0
+        end = self.size if self.size >= 0 else self.stat_size()
+        stop = oindex.get(i)[1] if i < oindex.count else end
+        a, step = pos, FIRST_SCAN
+        while pos < min(stop, end):
+            pos += min(step, end - pos)
+            step = min(step * 2, SCAN_CHUNK)
+        return a, max(pos, a)
+
     def find_time(self, t_ms: int) -> int | None:
         """Position of the last time-index entry every byte before which was appended
         before *t_ms* (its newest time before < t_ms), or None."""

@@ -10,7 +10,10 @@ being written is not offered.
 
 Records in tiered segments (docs/tiered-storage.md) are fetched into the remote cache
 from a worker thread before the answer is built (:func:`logfs.tier.task.fetch_remote`),
-so a Fetch of old records does not stall the listener's other connections.
+and so are the index files and the scanned chunk of the seek to the fetch offset
+(``prepare_record_seek``) and the index files a ListOffsets by time reads: a Fetch of
+old records does not stall the listener's other connections, nor the mount's FUSE
+requests when the listener runs in the mount daemon.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from logfs.core import Log, StorageError
-from logfs.tier.task import fetch_remote
+from logfs.tier.task import fetch_remote, prepare_record_seek, prepare_time_seeks
 
 from .errors import Err, KafkaError, error_of
 from .records import encode_batch
@@ -83,12 +86,13 @@ class FetchHandlers:
                     if lg.start_offset >= local_start or \
                             not lg.start_record <= p.fetch_offset < lg.records:
                         continue  # no remote-only bytes (every untiered log), or nothing to read
+                    await prepare_record_seek(lg, p.fetch_offset)  # index files, scanned chunk
                     pos = lg.record_position(p.fetch_offset)
                     if pos >= local_start:
                         continue
                     end = min(lg.complete_end, pos + max(min(p.partition_max_bytes, budget), 1))
                     budget -= end - pos
-                    await fetch_remote(lg, pos, end)
+                    await fetch_remote(lg, pos, end, indexes=True)  # batches carry time marks
                 except (KafkaError, StorageError):
                     continue
 
@@ -153,6 +157,8 @@ class FetchHandlers:
             for p in t.partitions:
                 try:
                     lg = self._log(t.name, p.partition_index)
+                    if p.timestamp >= 0:
+                        await prepare_time_seeks(lg)  # remote index files, off this thread
                     offset, ts = self._offset_for(lg, p.timestamp)
                     parts.append({"partition_index": p.partition_index, "error_code": Err.NONE,
                                   "timestamp": ts, "offset": offset, "leader_epoch": 0})

@@ -13,6 +13,8 @@ an upload hashes or sends, and take the CPU first.
 worker thread, so a read of a remote segment does not stall every other request;
 the read itself then runs as any other (core/remote.py), and the next chunk is
 fetched in the background when a read crosses into a new one (sequential reads).
+:func:`prepare_record_seek` and :func:`prepare_time_seeks` do the same for seeks
+(index files, and the chunk a record seek scans).
 """
 
 from __future__ import annotations
@@ -40,15 +42,23 @@ MAX_PARALLEL = 4
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
-def _fetch_jobs(jobs: list) -> None:
+def _fetch_jobs(jobs: list, indexes: bool = False) -> None:
     for seg, a, b in jobs:
+        if indexes:
+            seg.ensure_indexes()
         seg.fetch(a, b)
 
 
-async def fetch_remote(lg: Log, a: int, b: int, spawn=None) -> None:
-    """Make the remote bytes of [a, b) of *lg* local (a worker thread); with *spawn*
-    (a nursery's start_soon), also start fetching the chunk after *b*. Raises what
-    RemoteSegment.fetch raises (RemoteReadError: EIO)."""
+async def fetch_remote(lg: Log, a: int, b: int, spawn=None, indexes: bool = False) -> None:
+    """Make the remote bytes of [a, b) of *lg* local (a worker thread); with *indexes*,
+    the index files of their segments too (what time marks read: Kafka's batches);
+    with *spawn* (a nursery's start_soon), also start fetching the chunk after *b*.
+    Raises what RemoteSegment.fetch raises (RemoteReadError: EIO)."""
+    if indexes:
+        jobs = lg.remote_segments_for(a, b)
+        if any(not seg.has_indexes() for seg, _a, _b in jobs) or lg.remote_missing(a, b):
+            await trio.to_thread.run_sync(_fetch_jobs, jobs, True)
+        return
     if not lg.remote_missing(a, b):
         return
     jobs = lg.remote_segments_for(a, b)
@@ -57,6 +67,34 @@ async def fetch_remote(lg: Log, a: int, b: int, spawn=None) -> None:
         ahead = lg.remote_segments_for(b, b + CHUNK_BYTES)
         if ahead and lg.remote_missing(b, b + CHUNK_BYTES):
             spawn(_read_ahead, ahead)
+
+
+async def prepare_record_seek(lg: Log, n: int) -> None:
+    """Make a seek to record *n* (``lg.record_position(n)``) read only local files:
+    the index files of the remote segment it lands in and the chunks its scan reads
+    are fetched from a worker thread. Raises what the fetches raise (RemoteReadError)."""
+    seg = lg.remote_segment_of_record(n)
+    if seg is None:
+        return
+    if not seg.has_indexes():
+        await trio.to_thread.run_sync(seg.ensure_indexes)
+    window = lg.remote_seek_window(n)
+    if window is not None:
+        await fetch_remote(lg, *window)
+
+
+def _ensure_indexes(segments: list) -> None:
+    for seg in segments:
+        seg.ensure_indexes()
+
+
+async def prepare_time_seeks(lg: Log) -> None:
+    """Download, from a worker thread, the index files of every remote segment of *lg*
+    that lacks them (a time seek reads the time indexes of the segments its binary
+    search visits). Raises RemoteReadError."""
+    missing = lg.remote_segments_without_indexes()
+    if missing:
+        await trio.to_thread.run_sync(_ensure_indexes, missing)
 
 
 async def _read_ahead(jobs: list) -> None:
@@ -153,8 +191,9 @@ class UploadWorkers:
         return result
 
     def close(self) -> None:
+        """Stop the workers (no pass is running: passes are awaited to the end)."""
         if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
 
 

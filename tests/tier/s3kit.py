@@ -76,11 +76,16 @@ def start_moto(workdir: Path, *, timeout_s: float = MOTO_START_TIMEOUT_S) -> S3S
     return server
 
 
+REQUEST_STARTS = (b"GET ", b"PUT ", b"HEAD", b"POST", b"DELE")
+
+
 class FlakyProxy:
     """A TCP proxy on 127.0.0.1 in front of a server, for outages on demand: ``up()``
     forwards, ``refuse()`` closes the listening socket (connections are refused),
     ``blackhole()`` accepts and never answers (requests time out). Switching drops
-    every open connection. Threads; ``close()`` (idempotent) stops it all."""
+    every open connection. ``latency_s`` (while up) holds back each request by that long
+    (a read that starts with an HTTP method): a slow, distant store. Threads;
+    ``close()`` (idempotent) stops it all."""
 
     def __init__(self, target_port: int) -> None:
         import threading
@@ -88,6 +93,7 @@ class FlakyProxy:
         (self.port,) = free_ports(1)
         self.url = f"http://127.0.0.1:{self.port}"
         self.mode = "refuse"
+        self.latency_s = 0.0
         self._lock = threading.Lock()
         self._listener: socket.socket | None = None
         self._conns: list[socket.socket] = []
@@ -122,17 +128,19 @@ class FlakyProxy:
                     continue
                 with self._lock:
                     self._conns.append(upstream)
-                for a, b in ((client, upstream), (upstream, client)):
-                    self._threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+                for a, b, slow in ((client, upstream, True), (upstream, client, False)):
+                    self._threading.Thread(target=self._pump, args=(a, b, slow), daemon=True).start()
             # blackhole: the connection stays open, unread and unanswered
 
-    @staticmethod
-    def _pump(src: socket.socket, dst: socket.socket) -> None:
+    def _pump(self, src: socket.socket, dst: socket.socket, slow: bool) -> None:
+        import time
         try:
             while True:
                 data = src.recv(65536)
                 if not data:
                     break
+                if slow and self.latency_s and data[:4] in REQUEST_STARTS:
+                    time.sleep(self.latency_s)  # a new request: the store is far away
                 dst.sendall(data)
         except OSError:
             pass

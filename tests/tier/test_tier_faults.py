@@ -2,7 +2,8 @@
 unreachable for a while as producers append (refused, then a black hole that never
 answers), the local disk full while remote reads fill the cache, and a multi-node
 SeaweedFS (master with replication 001, three volume servers, a filer, the S3 gateway)
-losing a volume server in the middle of uploads and reads. Nothing is lost, appends
+losing a volume server in the middle of uploads and reads; a Kafka consumer seeking
+into a cold remote segment of a slow store while appends go on. Nothing is lost, appends
 never wait for the store, the backlog drains, and each fault says so in the daemon's
 log. Figures are printed at the end of the run ("tier fault figures").
 
@@ -11,6 +12,7 @@ LOGFS_TIER_OUTAGE_S (default 40) sets how long the store stays away."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -26,6 +28,8 @@ sys.path.insert(0, str(HERE.parent / "exporter"))
 from fuse_helpers import new_mount, require_fuse, run, tear_down, wait_for  # noqa: E402
 from exporter_helpers import start_exporter, stop_process  # noqa: E402
 import s3kit  # noqa: E402
+
+KCAT = shutil.which("kcat") or "/usr/bin/kcat"
 
 pytestmark = [pytest.mark.fuse, pytest.mark.slow]
 
@@ -149,6 +153,57 @@ def test_the_store_away_for_a_while_appends_go_on_and_the_backlog_drains(made, s
             "writes": producer.writes, "max_write_ms": round(producer.max_write_s * 1000, 1),
             "backlog_segments": late["upload_backlog_segments"], "failed_passes": len(retries),
             "drain_s": round(drain_s, 1)}
+    finally:
+        proxy.close()
+
+
+def test_a_kafka_seek_into_a_cold_remote_segment_of_a_slow_store_never_stalls_appends(
+        made, seaweed, tmp_path, monkeypatch):
+    """A store that answers each request 1.5 s late: a Kafka consumer (kcat, on the
+    mount's listener) starting in the middle of a remote segment whose index files and
+    chunks are not cached needs three GETs before its first record; appends through
+    the mount meanwhile are served at once (the seek's GETs run in worker threads, not
+    on the thread that serves FUSE requests)."""
+    bucket = "faults-slow-seek"
+    seaweed.create_bucket(bucket)
+    proxy = s3kit.FlakyProxy(int(seaweed.endpoint.rsplit(":", 1)[1]))
+    (port,) = s3kit.free_ports(1)
+    try:
+        use(seaweed, monkeypatch)
+        opts = tier_options(proxy.url, bucket, f"kafka=127.0.0.1:{port}")
+        m = new_mount(made, tmp_path / "data", tmp_path / "mnt", opts, True)
+        os.mkdir(m.p("t"))
+        data = numbered(40_000)
+        (tmp_path / "src").write_bytes(data)
+        run(f"dd if={tmp_path / 'src'} bs=64k status=none >> {m.p('t', 'l')}")
+        tiered(m, 60)
+        # a fresh daemon with nothing of the remote segments cached
+        m.umount()
+        shutil.rmtree(m.data / ".logfs" / "remote-cache")
+        m.mount()
+        proxy.latency_s = 1.5
+        run(["touch", m.p("t", "other")])
+        producer = Producer(m.p("t", "other"), 0)
+        producer.start()
+        time.sleep(0.5)
+        t0 = time.monotonic()
+        r = subprocess.run([KCAT, "-b", f"127.0.0.1:{port}", "-X", "socket.timeout.ms=30000", "-C",
+                            "-t", "t.l", "-p", "0", "-o", "12345", "-c", "2", "-e", "-q", "-f", "%o %s\\n"],
+                           capture_output=True, timeout=90)
+        seek_s = time.monotonic() - t0
+        time.sleep(0.3)
+        proxy.latency_s = 0.0
+        other = producer.stop()
+        assert r.returncode == 0, r.stderr
+        lines = data.splitlines()
+        assert r.stdout.splitlines() == [b"12345 " + lines[12345], b"12346 " + lines[12346]]
+        assert seek_s >= 3 * 1.5 - 0.5, seek_s  # it did wait for the slow store
+        assert producer.max_write_s < 0.5, (producer.max_write_s, seek_s)
+        assert run(["cat", m.p("t", "other")]).stdout.encode() == other
+        assert "leaked" not in m.daemon_log()  # the upload workers were stopped cleanly
+        FIGURES["slow_store_seek"] = {"latency_s": 1.5, "seek_s": round(seek_s, 1),
+                                      "writes_meanwhile": producer.writes,
+                                      "max_write_ms": round(producer.max_write_s * 1000, 1)}
     finally:
         proxy.close()
 

@@ -238,3 +238,32 @@ def test_record_at_is_the_inverse_of_record_position(tmp_path):
         assert log.record_at(len(content) + 100) == content.count(b"\n")
         with open_log_store(str(tmp_path / "data"), readonly=True) as reader:
             assert reader.log(TOPIC, LOG).record_at(starts[500]) == 500
+
+
+@pytest.mark.parametrize("interval", [64, 4096])
+def test_newline_window_holds_every_byte_a_record_seek_reads(tmp_path, interval, monkeypatch):
+    """A seek to a record in a remote segment is prepared by fetching the bytes
+    Segment.newline_window names (tier/task.py): every pread of find_newline must fall
+    inside it, for every newline of every segment."""
+    from logfs.core.segment import Segment
+    store, content, _ = build(tmp_path / "d", segment_bytes=20_000, interval=interval, lines=2_000)
+    log = store.log(TOPIC, LOG)
+    reads = []
+    real = Segment.pread
+
+    def spy(self, n, pos):
+        reads.append((pos, pos + n))
+        return real(self, n, pos)
+    monkeypatch.setattr(Segment, "pread", spy)
+    checked = 0
+    for seg in log.segments()[:-1]:
+        for m in range(seg.records):
+            reads.clear()
+            at = seg.find_newline(m)
+            a, b = seg.newline_window(m)
+            assert at > 0 and content[seg.base + at - 1:seg.base + at] == b"\n"
+            assert reads and all(a <= lo and hi <= b for lo, hi in reads), (m, reads, (a, b))
+            assert a < at <= b
+            checked += 1
+    assert checked > 1_000
+    store.close()
