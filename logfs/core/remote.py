@@ -146,11 +146,15 @@ class ChunkCache:
             self._evict(keep=path)
         return held
 
-    def _in_memory(self, path: str, data: bytes) -> _Held:
+    def disk_full(self, path: str) -> None:
+        """*path* could not be written for want of room: one warning an episode."""
         if not self._disk_full:
             self._disk_full = True
-            logger.warning("remote cache: the disk is full (chunk %s and the next ones kept in memory, "
-                           "at most %d MiB)", path, MEMORY_FALLBACK_BYTES >> 20)
+            logger.warning("remote cache: the disk is full (%s and the next ones kept in memory, "
+                           "chunks at most %d MiB)", path, MEMORY_FALLBACK_BYTES >> 20)
+
+    def _in_memory(self, path: str, data: bytes) -> _Held:
+        self.disk_full(path)
         fd = os.memfd_create("logfs-chunk", os.MFD_CLOEXEC)
         os.write(fd, data)
         self.memory_bytes += len(data)
@@ -227,7 +231,7 @@ class _ChunkFd:
 class RemoteSegment(Segment):
     """A sealed segment in the object store (see the module docstring)."""
 
-    __slots__ = ("info", "topic", "log", "source", "_fds", "_fetch_lock")
+    __slots__ = ("info", "topic", "log", "source", "_fds", "_fetch_lock", "_index_fds")
     remote = True
 
     def __init__(self, info: RemoteSegmentInfo, topic: str, log: str, cache_dir: str,
@@ -245,21 +249,31 @@ class RemoteSegment(Segment):
         self.path = f"{source.objects.description}/{info.key(topic, log, '.log')}"
         self._fds: dict[int, _ChunkFd] = {}
         self._fetch_lock = threading.Lock()
+        self._index_fds: dict[str, int] = {}  # index files kept in memory (the disk was full)
 
     # -- indexes: local copies, downloaded once ------------------------------------
     def has_indexes(self) -> bool:
         """Both index files are local (a seek into the segment downloads nothing else
         than the chunks it reads)."""
-        return all(os.path.exists(os.path.join(self.directory, name))
+        return all(name in self._index_fds or os.path.exists(os.path.join(self.directory, name))
                    for name in (offset_index_name(self.base), time_index_name(self.base)))
+
+    @property
+    def offset_index_path(self) -> str:
+        fd = self._index_fds.get(offset_index_name(self.base))
+        return f"/proc/self/fd/{fd}" if fd is not None else super().offset_index_path
+
+    @property
+    def time_index_path(self) -> str:
+        fd = self._index_fds.get(time_index_name(self.base))
+        return f"/proc/self/fd/{fd}" if fd is not None else super().time_index_path
 
     def ensure_indexes(self) -> None:
         """Download the index files that are not local. Blocks on the network;
         thread-safe (it only writes files). Raises RemoteReadError."""
         for name, suffix, i in ((offset_index_name(self.base), ".index", 1),
                                 (time_index_name(self.base), ".timeindex", 2)):
-            path = os.path.join(self.directory, name)
-            if os.path.exists(path):
+            if name in self._index_fds or os.path.exists(os.path.join(self.directory, name)):
                 continue
             key = self.info.key(self.topic, self.log, suffix)
             try:
@@ -270,11 +284,31 @@ class RemoteSegment(Segment):
             if hashlib.md5(data).hexdigest() != self.info.md5[i]:
                 raise RemoteReadError(f"index {key} of remote segment {self.base} of "
                                       f"{self.topic}/{self.log}: checksum mismatch")
+            self._keep_index(name, data)
+
+    def _keep_index(self, name: str, data: bytes) -> None:
+        """A verified index file into the cache directory; in memory if the disk is full."""
+        path = os.path.join(self.directory, name)
+        tmp = f"{path}.{threading.get_ident()}.tmp"
+        try:
             os.makedirs(self.directory, exist_ok=True)
-            tmp = f"{path}.{threading.get_ident()}.tmp"
             with open(tmp, "wb") as f:
                 f.write(data)
             os.rename(tmp, path)
+            return
+        except OSError as exc:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise RemoteReadError(f"remote segment {self.base} of {self.topic}/{self.log}: caching "
+                                      f"index {name}: {exc.strerror or exc}") from None
+        self.source.chunks.disk_full(path)
+        fd = os.memfd_create(name, os.MFD_CLOEXEC)
+        os.write(fd, data)
+        if self._index_fds.setdefault(name, fd) != fd:  # another thread kept it first
+            os.close(fd)
 
     def offset_index(self):  # type: ignore[override]
         if self._oindex is None:
@@ -410,6 +444,9 @@ class RemoteSegment(Segment):
     def close(self) -> None:
         self.release()
         super().close()
+        for fd in self._index_fds.values():
+            os.close(fd)
+        self._index_fds.clear()
 
     def delete_files(self) -> None:  # pragma: no cover - retention of remote segments is tiering's
         raise OSError(errno.EPERM, "remote segments are deleted by tiering", self.path)

@@ -1,6 +1,7 @@
 """Tiered storage's faults under a real mount (issue 14, "Faults"): the object store
 unreachable for a while as producers append (refused, then a black hole that never
-answers), the local disk full while remote reads fill the cache, and a multi-node
+answers), the local disk full while remote reads fill the cache (a writer's and a
+replica's), and a multi-node
 SeaweedFS (master with replication 001, three volume servers, a filer, the S3 gateway)
 losing a volume server in the middle of uploads and reads; a Kafka consumer seeking
 into a cold remote segment of a slow store while appends go on. Nothing is lost, appends
@@ -279,6 +280,52 @@ def test_a_full_disk_while_caching_remote_reads_loses_no_read(made, seaweed, tmp
         assert subprocess.run(["curl", "-sf", f"{ex.url}/t/l"], capture_output=True, timeout=60).stdout == data
         assert len(list(cache.rglob("c0*"))) >= 2
         FIGURES["disk_full_cache"] = {"bytes_read_while_full": 2 * len(data), "warnings": len(full)}
+    finally:
+        stop_process(ex.proc)
+
+
+def test_a_replica_on_a_full_disk_reads_and_seeks_from_memory(made, seaweed, tmpfs, tmp_path,
+                                                              monkeypatch):
+    """A replica's state directory on a full disk: the index files a seek needs and the
+    chunks a read needs cannot be cached on disk; both are kept in memory, so cat
+    through the replica's mount and ?record= / ?since= from `logfs serve` on it still
+    answer, with one warning line for the episode."""
+    from test_replica_mount import ReplicaMount
+    bucket = "faults-replica-disk"
+    seaweed.create_bucket(bucket)
+    use(seaweed, monkeypatch)
+    w = new_mount(made, tmp_path / "wdata", tmp_path / "wmnt", tier_options(seaweed.endpoint, bucket), True)
+    os.mkdir(w.p("t"))
+    data = numbered(50_000)  # 4.6 MB: four sealed segments go to the bucket
+    (tmp_path / "src").write_bytes(data)
+    run(f"dd if={tmp_path / 'src'} bs=64k status=none >> {w.p('t', 'l')}")
+    remote = data[:tiered(w, 60)["remote_end_offset"]]
+    fs = tmpfs(8 * MiB)
+    r = ReplicaMount(f"s3://{bucket}/faults", seaweed.endpoint, fs / "data", tmp_path / "rmnt")
+    r.data.mkdir(parents=True)
+    r.mnt.mkdir(parents=True)
+    made.append(r)
+    r.mount()
+    wait_for(lambda: os.path.exists(r.p("t", "l")) and os.stat(r.p("t", "l")).st_size == len(remote) or None,
+             30, "the replica shows the tiered log")
+    ex = start_exporter(r.data, tmp_path)
+    try:
+        cache = r.data / ".logfs" / "remote-cache"
+        assert not list(cache.rglob("*index"))  # no seek yet: no index file downloaded
+        fill_disk(fs, 0)
+        assert run(["cat", r.p("t", "l")]).stdout.encode() == remote
+        line = len(numbered(1))
+        got = subprocess.run(["curl", "-sf", f"{ex.url}/t/l?record=33333"], capture_output=True, timeout=60)
+        assert got.returncode == 0 and got.stdout == remote[33333 * line:], got.stderr
+        got = subprocess.run(["curl", "-sf", f"{ex.url}/t/l?since=1970-01-02T00:00:00Z"],
+                             capture_output=True, timeout=60)
+        assert got.returncode == 0 and got.stdout == remote, got.stderr
+        # the seeks' index files were kept in memory
+        assert not list(cache.rglob("*index")), list(cache.rglob("*index"))
+        served = ex.stderr_path.read_text(errors="replace")
+        full = [x for x in served.splitlines() if "remote cache: the disk is full" in x]
+        assert len(full) == 1, served[-3000:]  # the exporter's seeks: one line for the episode
+        assert "Traceback" not in r.daemon_log() + served
     finally:
         stop_process(ex.proc)
 
