@@ -42,7 +42,7 @@ from logfs.watch import DirectoryWatcher
 from .errors import storage_errors_as_http
 from .listing import describe_all, describe_topic
 from .metrics import ExporterMetrics
-from .planner import now_ms, open_reachable_log, plan_log_read
+from .planner import now_ms, open_reachable_log, plan_log_read, prepare_remote_seeks
 from .protocol import (REASONS, FileSlice, HttpError, Limits, Route, check_auth,
                        check_request_head, error_response, json_response, parse_target,
                        request_head_error, text_response)
@@ -389,6 +389,8 @@ class HttpConnection:
                 for name, value in request.headers:
                     if name == b"range":
                         range_header = value
+                if range_header is None:
+                    await prepare_remote_seeks(log, route.query, now_ms())
                 plan = plan_log_read(log, route.query, range_header, now_ms(), self.server.groups)
                 ex.status = plan.status
                 await send_log(self, plan, head_only, self.server.watcher)

@@ -36,12 +36,13 @@ from dataclasses import dataclass
 
 from logfs.core import GroupStore, Log, LogStore
 from logfs.core.selection import resolve_end, resolve_start
+from logfs.tier.task import prepare_record_seek, prepare_time_seeks
 
 from .errors import below_start, beyond_end
 from .protocol import HttpError, base_headers
 from .query import BadRequest, ByteRange, LogQuery, parse_byte_range, parse_log_query
 
-__all__ = ["LogPlan", "is_real_dir", "now_ms", "open_reachable_log", "plan_log_read",
+__all__ = ["LogPlan", "is_real_dir", "now_ms", "open_reachable_log", "plan_log_read", "prepare_remote_seeks",
            "until_position"]
 
 LOG_CONTENT_TYPE = b"text/plain; charset=utf-8"
@@ -115,6 +116,25 @@ def _log_headers(log: Log, body_offset: int) -> list[tuple[bytes, bytes]]:
                 (b"logfs-end-offset", str(log.end_offset).encode()),
                 (b"logfs-offset", str(body_offset).encode())]
     return headers
+
+
+async def prepare_remote_seeks(log: Log, query: bytes, now: int) -> None:
+    """Before :func:`plan_log_read`: fetch, from worker threads, what its seek will read
+    of remote segments (index files, the chunk a record seek scans), so a slow store
+    does not hold up the exporter's other connections. A malformed query is left to
+    the plan (400). Raises what the fetches raise (RemoteReadError)."""
+    if log.start_offset >= log.local_start_offset:
+        return  # nothing remote (every untiered log)
+    try:
+        q = parse_log_query(query, now)
+    except BadRequest:
+        return
+    if q.record is not None:
+        await prepare_record_seek(log, q.record)
+    elif q.last is not None:
+        await prepare_record_seek(log, max(log.start_record, log.records - q.last))
+    if q.since_ms is not None or q.until_ms is not None:
+        await prepare_time_seeks(log)
 
 
 def plan_log_read(log: Log, query: bytes, range_header: bytes | None, now_ms: int,

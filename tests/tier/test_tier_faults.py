@@ -4,7 +4,8 @@ answers), the local disk full while remote reads fill the cache (a writer's and 
 replica's), and a multi-node
 SeaweedFS (master with replication 001, three volume servers, a filer, the S3 gateway)
 losing a volume server in the middle of uploads and reads; a Kafka consumer seeking
-into a cold remote segment of a slow store while appends go on. Nothing is lost, appends
+into a cold remote segment of a slow store while appends go on (and `logfs serve`
+seeking there while another client reads). Nothing is lost, appends
 never wait for the store, the backlog drains, and each fault says so in the daemon's
 log. Figures are printed at the end of the run ("tier fault figures").
 
@@ -158,13 +159,14 @@ def test_the_store_away_for_a_while_appends_go_on_and_the_backlog_drains(made, s
         proxy.close()
 
 
-def test_a_kafka_seek_into_a_cold_remote_segment_of_a_slow_store_never_stalls_appends(
+def test_a_seek_into_a_cold_remote_segment_of_a_slow_store_holds_up_nothing_else(
         made, seaweed, tmp_path, monkeypatch):
     """A store that answers each request 1.5 s late: a Kafka consumer (kcat, on the
     mount's listener) starting in the middle of a remote segment whose index files and
     chunks are not cached needs three GETs before its first record; appends through
     the mount meanwhile are served at once (the seek's GETs run in worker threads, not
-    on the thread that serves FUSE requests)."""
+    on the thread that serves FUSE requests). The same for `logfs serve`: a ?record=
+    seek into a cold remote segment does not hold up another client's read."""
     bucket = "faults-slow-seek"
     seaweed.create_bucket(bucket)
     proxy = s3kit.FlakyProxy(int(seaweed.endpoint.rsplit(":", 1)[1]))
@@ -193,8 +195,26 @@ def test_a_kafka_seek_into_a_cold_remote_segment_of_a_slow_store_never_stalls_ap
                            capture_output=True, timeout=90)
         seek_s = time.monotonic() - t0
         time.sleep(0.3)
-        proxy.latency_s = 0.0
         other = producer.stop()
+        # the same for `logfs serve`: a ?record= seek into segment 0 (nothing of it
+        # cached) while another client reads a local log
+        ex = start_exporter(m.data, tmp_path)
+        try:
+            t1 = time.monotonic()
+            slow = subprocess.Popen(["curl", "-sf", f"{ex.url}/t/l?record=5000"], stdout=subprocess.PIPE)
+            time.sleep(0.5)
+            t2 = time.monotonic()
+            fast = subprocess.run(["curl", "-sf", f"{ex.url}/t/other"], capture_output=True, timeout=60)
+            local_s = time.monotonic() - t2
+            body, _ = slow.communicate(timeout=60)
+            serve_seek_s = time.monotonic() - t1
+        finally:
+            stop_process(ex.proc)
+        proxy.latency_s = 0.0
+        assert fast.returncode == 0 and fast.stdout == other
+        assert slow.returncode == 0 and body == data[5000 * len(numbered(1)):]
+        assert serve_seek_s >= 2 * 1.5, serve_seek_s
+        assert local_s < 0.5, (local_s, serve_seek_s)
         assert r.returncode == 0, r.stderr
         lines = data.splitlines()
         assert r.stdout.splitlines() == [b"12345 " + lines[12345], b"12346 " + lines[12346]]
@@ -204,7 +224,9 @@ def test_a_kafka_seek_into_a_cold_remote_segment_of_a_slow_store_never_stalls_ap
         assert "leaked" not in m.daemon_log()  # the upload workers were stopped cleanly
         FIGURES["slow_store_seek"] = {"latency_s": 1.5, "seek_s": round(seek_s, 1),
                                       "writes_meanwhile": producer.writes,
-                                      "max_write_ms": round(producer.max_write_s * 1000, 1)}
+                                      "max_write_ms": round(producer.max_write_s * 1000, 1),
+                                      "serve_seek_s": round(serve_seek_s, 1),
+                                      "serve_local_read_meanwhile_s": round(local_s, 2)}
     finally:
         proxy.close()
 
