@@ -187,13 +187,19 @@ def _worker(*args: str) -> list[str]:
     return [sys.executable, "-m", "logfs.bench.worker", *args]
 
 
+def timed_lines(path: str, n: int) -> float:
+    """Seconds one worker process takes to append *n* 100-byte lines to *path*, one
+    write() each."""
+    r = subprocess.run(_worker("lines", path, str(n), "0"), capture_output=True, text=True, check=True)
+    res = json.loads(r.stdout)
+    return (res["t1_ns"] - res["t0_ns"]) / 1e9
+
+
 def w2_lines(t: FsTarget, n: int) -> dict:
     """One process appends n 100-byte lines, one write() each."""
     path = t.path("w2")
     sync()
-    r = subprocess.run(_worker("lines", path, str(n), "0"), capture_output=True, text=True, check=True)
-    res = json.loads(r.stdout)
-    dt = (res["t1_ns"] - res["t0_ns"]) / 1e9
+    dt = timed_lines(path, n)
     size = os.stat(path).st_size
     if size != n * LINE:
         raise AssertionError(f"{t.name} W2: file is {size} bytes, expected {n * LINE}")

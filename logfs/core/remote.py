@@ -62,6 +62,27 @@ class _Held:
     memfd: int = -1  # a chunk kept in memory (the disk was full)
 
 
+def write_unless_full(path: str, data: bytes) -> bool:
+    """Write the file *path* whole (a temporary name, then a rename: readers never see
+    part of it); False, with nothing left behind, if the disk is full (ENOSPC,
+    EDQUOT). Raises other OSErrors."""
+    tmp = f"{path}.{threading.get_ident()}.tmp"
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.rename(tmp, path)
+        return True
+    except OSError as exc:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        return False
+
+
 class ChunkCache:
     """Cached chunk files under *root*, at most *capacity* bytes (this process's
     count), least recently used first out. Thread-safe."""
@@ -117,23 +138,12 @@ class ChunkCache:
 
     def store(self, path: str, data: bytes) -> _Held:
         """Keep *data* as the chunk *path*: a file, or in memory if the disk is full."""
-        tmp = f"{path}.{threading.get_ident()}.tmp"
-        try:
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            with open(tmp, "wb") as f:
-                f.write(data)
-            os.rename(tmp, path)
+        if write_unless_full(path, data):
             held = _Held(len(data))
             if self._disk_full:
                 self._disk_full = False
                 logger.warning("remote cache: chunks are written to %s again", self.root)
-        except OSError as exc:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
-                raise
+        else:
             held = self._in_memory(path, data)
         with self._lock:
             old = self._chunks.pop(path, None)
@@ -289,21 +299,12 @@ class RemoteSegment(Segment):
     def _keep_index(self, name: str, data: bytes) -> None:
         """A verified index file into the cache directory; in memory if the disk is full."""
         path = os.path.join(self.directory, name)
-        tmp = f"{path}.{threading.get_ident()}.tmp"
         try:
-            os.makedirs(self.directory, exist_ok=True)
-            with open(tmp, "wb") as f:
-                f.write(data)
-            os.rename(tmp, path)
-            return
+            if write_unless_full(path, data):
+                return
         except OSError as exc:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
-                raise RemoteReadError(f"remote segment {self.base} of {self.topic}/{self.log}: caching "
-                                      f"index {name}: {exc.strerror or exc}") from None
+            raise RemoteReadError(f"remote segment {self.base} of {self.topic}/{self.log}: caching "
+                                  f"index {name}: {exc.strerror or exc}") from None
         self.source.chunks.disk_full(path)
         fd = os.memfd_create(name, os.MFD_CLOEXEC)
         os.write(fd, data)

@@ -87,11 +87,12 @@ def test_harness_reports_every_workload(tmp_path):
             assert got["p50_ms"] <= got["p99_ms"] < 1000, (w, system, got)
     assert res["memory_warmup"]["MiB"] > 0
     sizes = res["meta"]["sizes"]["download_mib"]
-    # 8 more targets with the Kafka workloads (issue 13), 3 with tiered storage (issue 14);
+    # 8 more targets with the Kafka workloads (issue 13), 4 with tiered storage (issue 14);
     # a missing Tansu leaves its ratios open
     assert res["W15"]["logfs"]["bytes"] == res["W15"]["boto3"]["bytes"] > 0  # the same segments
     assert res["W17"]["remote"]["mount_cat_ratio_to_local"] > 0
-    assert len(res["targets"]) == 36 + 2 * (len(sizes) + 1) and all(t["holds"] is not None for t in res["targets"]
+    assert res["W16"]["logfs"]["lines_ratio"] > 0 and len(res["W16"]["logfs"]["during_runs_lines_s"]) >= 1
+    assert len(res["targets"]) == 37 + 2 * (len(sizes) + 1) and all(t["holds"] is not None for t in res["targets"]
                                              if not any(s in t["target"] for s in ("bindfs", "nginx", "Tansu"))), res["targets"]
 
     md = (out / "performance.md").read_text()
