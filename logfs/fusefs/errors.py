@@ -1,7 +1,8 @@
 """The FUSE adapter's one error boundary.
 
 Nothing in logfs but this module raises ``pyfuse3.FUSEError``. Handlers in
-:mod:`logfs.fusefs.operations` are wrapped by :func:`fuse_handler`, which turns
+:mod:`logfs.fusefs.operations` (async, and the plain ``write`` body that pyfuse3 may
+call directly) are wrapped by :func:`fuse_handler`, which turns
 
 - a :class:`Refused` (a refusal decided by the adapter itself, e.g. "a directory
   inside a topic"),
@@ -27,8 +28,9 @@ from __future__ import annotations
 
 import errno
 import functools
+import inspect
 import logging
-from typing import Any, Awaitable, Callable, TypeVar
+from typing import Any, Callable, TypeVar, overload
 
 import pyfuse3
 
@@ -122,20 +124,43 @@ def to_fuse_error(op: str, args: tuple[Any, ...], exc: Exception) -> pyfuse3.FUS
     return pyfuse3.FUSEError(code)
 
 
-F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
+F = TypeVar("F", bound=Callable[..., Any])
 
 
-def fuse_handler(func: F) -> F:
-    """Wrap an async Operations method so that every exception becomes a FUSEError."""
-    op = func.__name__
+@overload
+def fuse_handler(func: F) -> F: ...
+@overload
+def fuse_handler(*, op: str) -> Callable[[F], F]: ...
+
+
+def fuse_handler(func: F | None = None, *, op: str | None = None) -> Any:
+    """Wrap an Operations method so that every exception becomes a FUSEError.
+
+    An async method is a pyfuse3 request handler; a plain one is a request answered
+    without a coroutine (``write_sync``, which pyfuse3 with patches/0003 calls instead of
+    ``write``: operations.py). Both get the same boundary. ``op`` names the request in
+    log lines (default: the method's name): ``@fuse_handler(op="write")``."""
+    if func is None:
+        return functools.partial(fuse_handler, op=op)
+    name = op or func.__name__
+
+    if inspect.iscoroutinefunction(func):
+        @functools.wraps(func)
+        async def wrapper(self: Any, *args: Any) -> Any:
+            try:
+                return await func(self, *args)
+            except pyfuse3.FUSEError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - this is the boundary
+                raise to_fuse_error(name, args, exc) from None
+        return wrapper
 
     @functools.wraps(func)
-    async def wrapper(self: Any, *args: Any) -> Any:
+    def sync_wrapper(self: Any, *args: Any) -> Any:
         try:
-            return await func(self, *args)
+            return func(self, *args)
         except pyfuse3.FUSEError:
             raise
         except Exception as exc:  # noqa: BLE001 - this is the boundary
-            raise to_fuse_error(op, args, exc) from None
-
-    return wrapper  # type: ignore[return-value]
+            raise to_fuse_error(name, args, exc) from None
+    return sync_wrapper

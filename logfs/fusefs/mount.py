@@ -276,6 +276,7 @@ def describe(store, ops: LogfsOperations, parts: tuple[str, ...]) -> dict[str, A
                 "version": pyfuse3_features.pyfuse3_version(),
                 "auto_inval_data_switch": pyfuse3_features.has_auto_inval_data_switch(),
                 "busy_poll": pyfuse3_features.has_busy_poll(),
+                "write_sync": ops.write_sync is not None,
             },
         }
     if len(parts) == 1:

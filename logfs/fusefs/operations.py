@@ -115,6 +115,10 @@ class LogfsOperations(pyfuse3.Operations):
     # libfuse's auto_inval_data off in the INIT handshake (docs/fuse.md): read by a pyfuse3
     # with patches/0001 (pyfuse3_features.py), ignored by a stock one. None: libfuse's default.
     enable_auto_inval_data: bool | None = False
+    # pyfuse3 with patches/0003 answers every write by calling this, a plain function,
+    # instead of awaiting ``write``: set to ``_write`` by __init__ where it is detected
+    # (pyfuse3_features.py). None: pyfuse3 awaits ``write``, as a stock one always does.
+    write_sync: Callable[[int, int, bytes], int] | None = None
 
     def __init__(
         self,
@@ -133,6 +137,8 @@ class LogfsOperations(pyfuse3.Operations):
         if keep_auto_inval_data or not switch:
             self.enable_auto_inval_data = None  # libfuse's default: what a stock pyfuse3 does
         self.auto_inval_data = self.enable_auto_inval_data is not False
+        if pyfuse3_features.has_write_sync():
+            self.write_sync = self._write
         self._no_switch = not switch and not keep_auto_inval_data  # on only for want of one
         # None: exact mtimes when auto_inval_data is off, else coarse (attrs.py)
         if mtime_granularity_s is None:
@@ -167,6 +173,10 @@ class LogfsOperations(pyfuse3.Operations):
                  "on" if self.auto_inval_data else "off",
                  f"rounded down to {self.mtime_granularity_ns / 1e9:g} s" if self.mtime_granularity_ns
                  else "exact")
+        if self.write_sync is not None:
+            log.info("write requests: answered through pyfuse3's write_sync, without a coroutine")
+        else:
+            log.info("write requests: the async write handler (%s)", pyfuse3_features.why_missing())
 
     # ----------------------------------------------------------------- helpers
 
@@ -578,6 +588,14 @@ class LogfsOperations(pyfuse3.Operations):
 
     @fuse_handler
     async def write(self, fh, off, buf):
+        return self._write(fh, off, buf)
+
+    @fuse_handler(op="write")
+    def _write(self, fh: int, off: int, buf: bytes) -> int:
+        """The write request, whole: never awaits, raises only FUSEError. The async
+        ``write`` returns what it returns; where pyfuse3 has ``Operations.write_sync``
+        (patches/0003) it is that too (``__init__``), and pyfuse3 then calls it for
+        every write without a coroutine or a trip through its request loop's await."""
         # the hot path of small appends: one FUSE request per write(), so it does
         # only what it must (docs/performance.md, W2)
         node = self._node(fh)

@@ -83,6 +83,46 @@ def test_writes_only_at_the_end(ops):
     assert call(ops.read, fh, 0, 100) == b"abc\ndef\n"
 
 
+def test_write_sync_is_the_write_handler(ops, monkeypatch, caplog):
+    """pyfuse3 with patches/0003 calls ``write_sync`` instead of awaiting ``write``: the
+    same code behind the same boundary, so the same answers, errnos and log lines."""
+    assert ops.write_sync is not None, "the suite runs the patched pyfuse3 (test_conninfo.py)"
+    _t, fh = make_log(ops)
+    assert ops.write_sync(fh, 0, b"abc\n") == 4
+    with caplog.at_level(logging.INFO, logger="logfs.fusefs.errors"):
+        with pytest.raises(pyfuse3.FUSEError) as e:
+            ops.write_sync(fh, 0, b"x")
+        assert e.value.errno == errno.EPERM
+        assert fuse_errno(ops.write, fh, 0, b"x") == errno.EPERM
+    assert [r.getMessage().split("(")[0] for r in caplog.records] == ["refused write"] * 2
+    assert call(ops.write, fh, 4, b"def\n") == 4
+    assert ops.write_sync(fh, 8, b"ghi\n") == 4
+    assert call(ops.read, fh, 0, 100) == b"abc\ndef\nghi\n"
+    assert ops.totals["write_calls"] == 3 and ops.totals["write_bytes"] == 12
+
+    def boom(*a, **k):
+        raise RuntimeError("disk gremlin")
+
+    monkeypatch.setattr(ops.store, "log", boom)
+    with caplog.at_level(logging.ERROR, logger="logfs.fusefs.errors"):
+        with pytest.raises(pyfuse3.FUSEError) as e:
+            ops.write_sync(fh, 12, b"jkl\n")  # never a dead mount
+        assert e.value.errno == errno.EIO
+    assert "unexpected error in write" in caplog.text and "disk gremlin" in caplog.text
+
+
+def test_without_the_patch_writes_are_awaited(tmp_path, monkeypatch):
+    monkeypatch.setenv("LOGFS_IGNORE_PYFUSE3_PATCHES", "1")
+    store = open_log_store(str(tmp_path))
+    try:
+        o = LogfsOperations(store, str(tmp_path))
+        assert o.write_sync is None  # pyfuse3 then awaits write, as a stock one does
+        _t, fh = make_log(o)
+        assert call(o.write, fh, 0, b"abc\n") == 4
+    finally:
+        store.close()
+
+
 def test_reads_below_the_start(ops):
     _t, fh = make_log(ops)
     data = b""
