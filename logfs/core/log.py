@@ -35,7 +35,7 @@ from .errors import (NotAppendable, NotFound, OffsetOutOfRange, ReadOnlyStore, S
 from .fileio import fsync_path, replace_file
 from .follow import RecordCounter, catch_up
 from .logmeta import FileAttrs, LogMeta
-from .manifest import CorruptManifest, Manifest
+from .manifest import CHUNK_BYTES, CorruptManifest, Manifest
 from .naming import CHECKPOINT_FILE, MANIFEST_COPY_FILE, offset_index_name, segment_leftover_names, time_index_name
 from .reads import FileRange, file_ranges, ranges_per_read
 from .remote import RemoteSegment, RemoteSource
@@ -533,6 +533,17 @@ class Log:
             if seg.base + seg.size > a and seg.missing(max(0, a - seg.base), min(seg.size, b - seg.base)):
                 return True
         return False
+
+    def remote_chunk_end(self, a: int) -> int:
+        """The end of the remote chunk holding offset *a* (a read fetched one chunk at
+        a time sends its first bytes after one GET); the end of the remote segments
+        if *a* lies past them."""
+        remote = self._segments[:self._segs.nremote]
+        i = bisect.bisect_right(remote, a, key=lambda seg: seg.base) - 1
+        if i < 0 or a >= remote[i].base + remote[i].size:
+            return remote[-1].base + remote[-1].size if remote else a
+        seg = remote[i]
+        return min(seg.base + seg.size, seg.base + ((a - seg.base) // CHUNK_BYTES + 1) * CHUNK_BYTES)
 
     def remote_segments_for(self, a: int, b: int) -> list:
         """The remote segments holding bytes of [a, b), with their relative ranges:

@@ -93,6 +93,9 @@ class SharedState(Protocol):
     def render_metrics(self) -> bytes:
         """The Prometheus text of ``GET /metrics``."""
 
+    def spawn(self, fn, *args) -> None:
+        """Start ``fn(*args)`` (async) in the server's nursery."""
+
 
 # refusals after which the connection closes (the request may not have been read whole,
 # or a storage failure may persist)
@@ -121,6 +124,9 @@ class HttpConnection:
                 self.sock.setsockopt(_stdsocket.IPPROTO_TCP, _stdsocket.TCP_CORK, int(on))
             except OSError:  # reset by the client meanwhile: the next send says so
                 pass
+
+    def spawn(self, fn, *args) -> None:
+        self.server.spawn(fn, *args)
 
     # -- sending -------------------------------------------------------------------
     async def _wait_writable(self) -> None:

@@ -52,6 +52,12 @@ class ExporterServer:
         self.metrics = ExporterMetrics()
         self.watcher = DirectoryWatcher(FOLLOW_FALLBACK_S)
         self.rejecting = 0
+        self._nursery: trio.Nursery | None = None
+
+    def spawn(self, fn, *args) -> None:
+        """Start ``fn(*args)`` in the server's nursery (a remote chunk's read-ahead)."""
+        if self._nursery is not None:
+            self._nursery.start_soon(fn, *args)
 
     def render_metrics(self) -> bytes:
         """The Prometheus text of ``GET /metrics``: the counters and every log's gauges.
@@ -135,6 +141,7 @@ async def serve_exporter(data_dir: str, *, host: str = "127.0.0.1", port: int = 
         listener.listen(1024)
         bound = listener.getsockname()[:2]
         async with trio.open_nursery() as nursery:
+            server._nursery = nursery
             nursery.start_soon(server.watcher.run)
             task_status.started(bound)
             await server.accept_loop(listener, nursery)

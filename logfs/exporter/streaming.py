@@ -32,7 +32,6 @@ import h11
 import trio
 
 from logfs.core import NotFound, StorageError
-from logfs.core.manifest import CHUNK_BYTES
 from logfs.core.naming import CHECKPOINT_FILE
 from logfs.tier.task import fetch_remote
 from logfs.watch import DirectoryWatcher
@@ -62,22 +61,25 @@ class BodySink(Protocol):
     def set_cork(self, on: bool) -> None:
         """TCP_CORK on (hold partial segments) or off (send what is held, now)."""
 
+    def spawn(self, fn, *args) -> None:
+        """Run ``fn(*args)`` (async) in the background, beyond this request (read-ahead)."""
+
     async def watch_for_close(self, cancel_scope: trio.CancelScope) -> None:
         """Return (after cancelling *cancel_scope*) once the client closes or resets."""
 
 
-REMOTE_WINDOW = 2 * CHUNK_BYTES
-
-
 async def send_span(conn: BodySink, plan: LogPlan, a: int, b: int) -> int:
     """Send the log's bytes [a, b) as body data; returns where it stopped (b, or
-    less if the log ends earlier). Raises ClientGone and the core's errors."""
+    less if the log ends earlier). Raises ClientGone and the core's errors. Bytes of
+    remote segments go a chunk at a time: the chunk is fetched off the trio thread
+    (the first byte waits for one GET), and the next one is fetched in the background
+    meanwhile."""
     log = plan.log
     while a < b:
         stop = b
-        if log.remote_missing(a, b):  # tiered bytes: fetched a window at a time, off the trio thread
-            stop = min(b, a + REMOTE_WINDOW)
-            await fetch_remote(log, a, stop)
+        if log.remote_missing(a, b):
+            stop = min(b, log.remote_chunk_end(a))
+            await fetch_remote(log, a, stop, conn.spawn)
         ranges = log.read_range(a, stop)
         if not ranges:
             break
