@@ -521,6 +521,12 @@ class Log:
         local = self._segments[self._segs.nremote:]
         return local[0].base if local else self.end_offset
 
+    @property
+    def has_remote_segments(self) -> bool:
+        """Some segments are remote, as of the last refresh (no refresh: a cheap check
+        before the remote-only work of a request)."""
+        return self._segs.nremote > 0
+
     def remote_missing(self, a: int, b: int) -> bool:
         """Some bytes of [a, b) are in remote segments and not cached: fetch them with
         :meth:`fetch_remote` in a worker thread before reading (cheap when all are)."""

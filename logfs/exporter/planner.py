@@ -123,8 +123,8 @@ async def prepare_remote_seeks(log: Log, query: bytes, now: int) -> None:
     of remote segments (index files, the chunk a record seek scans), so a slow store
     does not hold up the exporter's other connections. A malformed query is left to
     the plan (400). Raises what the fetches raise (RemoteReadError)."""
-    if log.start_offset >= log.local_start_offset:
-        return  # nothing remote (every untiered log)
+    if not log.has_remote_segments:
+        return  # nothing remote (every untiered log), as of the log's last refresh
     try:
         q = parse_log_query(query, now)
     except BadRequest:
