@@ -597,8 +597,16 @@ class Log:
         stops): at most 32, and never more than the store's resource cache holds, so
         every descriptor stays valid until the next call. Raises OffsetOutOfRange
         below the start, DataGap in a missing segment, StorageIOError. Blocks only on
-        opening a file."""
-        self._maybe_refresh()
+        opening a file. A reader refreshes only when the range reaches past the end (or
+        below the start) it knows: the bytes below a log's end never change, so a range
+        planned from a refreshed view is read from it as it is (a segment that retention
+        removed meanwhile is OffsetOutOfRange, once its file cannot be opened)."""
+        if self._gone:
+            self._check_alive()
+        if not self.writable and not self._pinned:
+            items = self._segs.items
+            if not items or a < items[0].base or b > items[-1].base + items[-1].size:
+                self.refresh()
         try:
             return file_ranges(self._segs, a, b, self._max_ranges, self.topic, self.name)
         except FileNotFoundError:
@@ -713,8 +721,11 @@ class Log:
         if self._gone:
             raise NotFound(f"log {self.topic}/{self.name} was deleted or renamed")
 
-    def same_directory(self) -> bool:
-        """The log's directory is still the one this object opened."""
+    def same_directory(self, dir_ino: int | None = None) -> bool:
+        """The log's directory is still the one this object opened (*dir_ino*: its
+        inode as the caller has just seen it; else a stat)."""
+        if dir_ino is not None:
+            return dir_ino == self._dir_ino
         try:
             return os.stat(self.directory).st_ino == self._dir_ino
         except FileNotFoundError:

@@ -272,13 +272,16 @@ class LogStore:
         return self.has_topic(topic) and is_user_name(name) and "/" not in name \
             and name not in (".", "..") and os.path.isdir(self._log_dir(topic, name))
 
-    def log(self, topic: str, name: str) -> Log:
+    def log(self, topic: str, name: str, dir_ino: int | None = None) -> Log:
         """The log (the same object each time), loaded (and, by the writer, repaired)
-        when first used. Raises NotFound, CorruptIndex (a reader), StorageIOError."""
+        when first used. *dir_ino*: the inode of the log's directory, if the caller has
+        just stat-ed it (a reader then need not stat it again to see whether the log
+        was deleted and created anew). Raises NotFound, CorruptIndex (a reader),
+        StorageIOError."""
         key = (topic, name)
         log = self._logs.get(key)
         if log is not None:
-            if not self.readonly or log.same_directory():
+            if not self.readonly or log.same_directory(dir_ino):
                 return log
             log.mark_gone()  # deleted, or deleted and created anew, by the writer
             del self._logs[key]

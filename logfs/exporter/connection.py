@@ -30,7 +30,6 @@ import os
 import socket as _stdsocket
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Protocol
 
 import h11
@@ -80,6 +79,25 @@ def raw_error(status: int, message: str, extra: list[tuple[bytes, bytes]] = ()) 
     return b"\r\n".join(head) + b"\r\n\r\n" + body
 
 
+_json_string = json.encoder.encode_basestring  # what json.dumps(ensure_ascii=False) quotes with
+_utc_second: list = [None, ""]                 # [epoch second, its "YYYY-MM-DDTHH:MM:SS"]
+
+
+def access_line(ex: Exchange, wall: float, mono: float) -> str:
+    """The access log's JSON line for *ex*, ended at *wall* (epoch seconds) and *mono*
+    (time.monotonic): the text ``json.dumps`` gives (same keys, order and
+    separators), built directly, since one is written per request (docs/exporter.md)."""
+    second = int(wall)
+    if _utc_second[0] != second:
+        _utc_second[:] = [second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))]
+    millis = min(999, int((wall - second) * 1000))
+    duration = round((mono - ex.started) * 1000, 3)
+    return (f'{{"ts": "{_utc_second[1]}.{millis:03d}Z", "client": {_json_string(ex.client)}, '
+            f'"method": {_json_string(ex.method)}, "path": {_json_string(ex.path)}, '
+            f'"status": {ex.status}, "bytes": {ex.bytes}, "duration_ms": {duration!r}, '
+            f'"complete": {"true" if ex.complete else "false"}}}')
+
+
 class SharedState(Protocol):
     """What every connection shares (server.ExporterServer is one)."""
 
@@ -108,11 +126,14 @@ class HttpConnection:
     def __init__(self, server: SharedState, sock: trio.socket.SocketType, client: str) -> None:
         self.server = server
         self.sock = sock
+        self.fd = sock.fileno()  # read, written and waited on directly (non-blocking)
         self.client = client
         self.limits = server.limits
         self.metrics = server.metrics
-        self.conn = h11.Connection(h11.SERVER, max_incomplete_event_size=self.limits.max_header_bytes)
+        self.conn = self._new_h11()
         self.gone = False
+        self.direct_heads = False   # this request's fixed body may skip h11 (send_direct_head)
+        self._direct_sent = False   # a response head went out without h11
         self.exchange: Exchange | None = None
         self._corked = False
 
@@ -128,35 +149,44 @@ class HttpConnection:
     def spawn(self, fn, *args) -> None:
         self.server.spawn(fn, *args)
 
+    def _new_h11(self) -> h11.Connection:
+        return h11.Connection(h11.SERVER, max_incomplete_event_size=self.limits.max_header_bytes)
+
+    @property
+    def response_started(self) -> bool:
+        """Some of this request's response has been sent (an error can only cut it short)."""
+        return self._direct_sent or self.conn.our_state is not h11.SEND_RESPONSE
+
     # -- sending -------------------------------------------------------------------
     async def _wait_writable(self) -> None:
         with trio.move_on_after(self.limits.send_timeout_s) as scope:
-            await trio.lowlevel.wait_writable(self.sock)
+            await trio.lowlevel.wait_writable(self.fd)
         if scope.cancelled_caught:
             self.metrics.timeouts += 1
             logger.info("%s: accepted no bytes for %.1f s, closing", self.client, self.limits.send_timeout_s)
             raise ClientGone("send timeout")
 
     async def send_bytes(self, data: bytes) -> None:
+        """Write *data* to the socket, waiting (at most send_timeout_s each time) while
+        it is full. Raises ClientGone."""
         view = memoryview(data)
         while view:
             if self.gone:
                 raise ClientGone("closed")
-            with trio.move_on_after(self.limits.send_timeout_s) as scope:
-                try:
-                    n = await self.sock.send(view)
-                except OSError as exc:
-                    raise ClientGone(str(exc)) from None
-            if scope.cancelled_caught:
-                self.metrics.timeouts += 1
-                raise ClientGone("send timeout")
+            try:
+                n = os.write(self.fd, view)  # send(2) without flags
+            except BlockingIOError:
+                await self._wait_writable()
+                continue
+            except OSError as exc:
+                raise ClientGone(str(exc)) from None
             view = view[n:]
             self.metrics.other_bytes_sent += n
 
     async def send_file(self, piece: FileSlice) -> None:
         """sendfile *piece* to the socket, waiting while the socket is full. Raises
         ClientGone; StorageError or OSError if the segment file fails."""
-        fd = self.sock.fileno()
+        fd = self.fd
         offset, remaining = piece.position, piece.length
         while remaining:
             if self.gone:
@@ -202,6 +232,36 @@ class HttpConnection:
         if pending:
             await self.send_bytes(b"".join(pending))
 
+    async def send_direct_head(self, status: int, headers: list[tuple[bytes, bytes]]) -> bool:
+        """The head of a fixed-length response (``content-length`` in *headers*),
+        written without h11, when :attr:`direct_heads` allows it (a plain HTTP/1.1
+        request, keep-alive, no ``Connection`` header) and no header value could break
+        the framing; the body then goes with :meth:`send_file` and
+        :meth:`end_direct_response` ends it. False (nothing sent) when h11 must send it.
+        The same bytes h11 would write, without its per-header validation and state
+        machine on the hot path of every download (docs/performance.md, W6)."""
+        if not self.direct_heads:
+            return False
+        for _name, value in headers:
+            if b"\r" in value or b"\n" in value or b"\0" in value:
+                return False
+        head = b"HTTP/1.1 %d %s\r\n%s\r\n" % (status, REASONS.get(status, b""), b"".join(
+            [name + b": " + value + b"\r\n" for name, value in headers]))
+        self._direct_sent = True
+        await self.send_bytes(head)
+        return True
+
+    def end_direct_response(self) -> None:
+        """The direct response is complete: the next request starts a new h11
+        connection state, with what the client has already sent (pipelined)."""
+        data, closed = self.conn.trailing_data
+        self.conn = self._new_h11()
+        if data:
+            self.conn.receive_data(data)
+        if closed:
+            self.conn.receive_data(b"")
+        self._direct_sent = False
+
     async def send_body(self, response: h11.Response, body: bytes, head_only: bool) -> None:
         await self.send_event(response)
         if body and not head_only:
@@ -211,32 +271,50 @@ class HttpConnection:
         await self.send_event(h11.EndOfMessage())
 
     # -- receiving -----------------------------------------------------------------
-    async def _receive(self) -> bytes:
+    def _receive_nowait(self) -> bytes | None:
+        """What the socket holds now (b"" once the client closed or reset); None if
+        nothing has arrived yet. A plain read(2) of the non-blocking socket: the
+        request cycle's common case, without the scheduler trips of trio's socket
+        methods (the caller checkpoints once per request, send_file)."""
         try:
-            return await self.sock.recv(RECV_SIZE)
+            return os.read(self.fd, RECV_SIZE)
+        except BlockingIOError:
+            return None
         except OSError:
             return b""
+
+    async def _receive(self) -> bytes:
+        """The next bytes from the client, waiting for them (under the caller's
+        deadline); b"" once it closed or reset."""
+        while True:
+            data = self._receive_nowait()
+            if data is not None:
+                return data
+            await trio.lowlevel.wait_readable(self.fd)
 
     async def read_request(self) -> h11.Request | None:
         """The next request head; None when the client closed or timed out idle.
         Raises HttpError for a malformed or oversized head (before h11 has it)."""
-        started = trio.current_time()
-        with trio.move_on_at(started + self.limits.request_timeout_s) as scope:
-            while True:
-                try:
-                    event = self.conn.next_event()
-                except h11.RemoteProtocolError:
-                    raise request_head_error(bytes(self.conn.trailing_data[0]), self.limits) from None
-                if event is h11.NEED_DATA:
-                    data = await self._receive()
-                    self.conn.receive_data(data)
-                    continue
-                if isinstance(event, h11.Request):
-                    return event
-                if isinstance(event, h11.ConnectionClosed):
-                    return None
-                return None  # pragma: no cover - h11 gives nothing else here
-        if scope.cancelled_caught:
+        deadline = trio.current_time() + self.limits.request_timeout_s
+        scope = None
+        while True:
+            try:
+                event = self.conn.next_event()
+            except h11.RemoteProtocolError:
+                raise request_head_error(bytes(self.conn.trailing_data[0]), self.limits) from None
+            if event is h11.NEED_DATA:
+                data = self._receive_nowait()
+                if data is None:  # wait, under the head's deadline (a scope only then)
+                    with trio.move_on_at(deadline) as scope:
+                        data = await self._receive()
+                    if scope.cancelled_caught:
+                        break
+                self.conn.receive_data(data)
+                continue
+            if isinstance(event, h11.Request):
+                return event
+            return None  # ConnectionClosed (h11 gives nothing else here)
+        if scope is not None and scope.cancelled_caught:
             partial = bytes(self.conn.trailing_data[0])
             self.metrics.timeouts += 1
             if partial.strip():
@@ -246,25 +324,26 @@ class HttpConnection:
     async def read_body_end(self) -> None:
         """Consume the (normally empty) request body up to EndOfMessage."""
         size = 0
-        with trio.move_on_after(self.limits.request_timeout_s) as scope:
-            while True:
-                try:
-                    event = self.conn.next_event()
-                except h11.RemoteProtocolError as exc:
-                    raise HttpError(400, f"malformed request body: {exc}") from None
-                if event is h11.NEED_DATA:
+        deadline = trio.current_time() + self.limits.request_timeout_s
+        while True:
+            try:
+                event = self.conn.next_event()
+            except h11.RemoteProtocolError as exc:
+                raise HttpError(400, f"malformed request body: {exc}") from None
+            if event is h11.NEED_DATA:  # (a GET's empty body ends with its head)
+                with trio.move_on_at(deadline) as scope:
                     self.conn.receive_data(await self._receive())
-                    continue
-                if isinstance(event, h11.Data):
-                    size += len(event.data)
-                    if size > self.limits.max_request_body:
-                        raise HttpError(413, f"request body larger than {self.limits.max_request_body} bytes")
-                    continue
-                if isinstance(event, h11.EndOfMessage):
-                    return
-                raise ClientGone("closed during the request body")
-        if scope.cancelled_caught:
-            raise HttpError(408, "request body not complete in time")
+                if scope.cancelled_caught:
+                    raise HttpError(408, "request body not complete in time")
+                continue
+            if isinstance(event, h11.Data):
+                size += len(event.data)
+                if size > self.limits.max_request_body:
+                    raise HttpError(413, f"request body larger than {self.limits.max_request_body} bytes")
+                continue
+            if isinstance(event, h11.EndOfMessage):
+                return
+            raise ClientGone("closed during the request body")
 
     async def watch_for_close(self, cancel_scope: trio.CancelScope) -> None:
         """During a follow stream: end it as soon as the client closes or resets."""
@@ -293,7 +372,14 @@ class HttpConnection:
                 if request is None:
                     return
                 keep = await self.handle(request)
-                if not keep or self.conn.our_state is not h11.DONE or self.conn.their_state is not h11.DONE:
+                if not keep:
+                    return
+                # the socket calls above wait only when they must: let other clients
+                # run between requests (a client's pipelined requests are read at once)
+                await trio.lowlevel.checkpoint()
+                if self.conn.our_state is h11.IDLE and self.conn.their_state is h11.IDLE:
+                    continue  # a direct response ended with a fresh h11 state
+                if self.conn.our_state is not h11.DONE or self.conn.their_state is not h11.DONE:
                     return
                 self.conn.start_next_cycle()
         except ClientGone:
@@ -328,12 +414,7 @@ class HttpConnection:
             self.sock.close()
 
     def _access(self, ex: Exchange) -> None:
-        access_logger.info("%s", json.dumps({
-            "ts": datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-            "client": ex.client, "method": ex.method, "path": ex.path, "status": ex.status,
-            "bytes": ex.bytes, "duration_ms": round((time.monotonic() - ex.started) * 1000, 3),
-            "complete": ex.complete},
-            ensure_ascii=False))
+        access_logger.info(access_line(ex, time.time(), time.monotonic()))
 
     async def handle(self, request: h11.Request) -> bool:
         """Answer one request; False if the connection must close afterwards."""
@@ -342,17 +423,21 @@ class HttpConnection:
         keep = True
         try:
             try:
-                check_request_head(request, self.limits)
+                headers = list(request.headers)  # (h11's Headers iterate slowly)
+                check_request_head(request, self.limits, headers)
+                # h11 keeps an HTTP/1.1 connection alive unless "Connection: close"
+                self.direct_heads = request.http_version == b"1.1" and \
+                    not any(name == b"connection" for name, _ in headers)
                 if request.method not in (b"GET", b"HEAD"):
                     raise HttpError(405, "the exporter is read-only: use GET or HEAD",
                                     [(b"allow", b"GET, HEAD")])
                 await self.read_body_end()
-                check_auth(list(request.headers), self.server.token)
+                check_auth(headers, self.server.token)
                 route = parse_target(request.target)
-                keep = await self.dispatch(request, route)
+                keep = await self.dispatch(request, route, headers)
                 ex.complete = True
             except HttpError as err:
-                if self.conn.our_state is not h11.SEND_RESPONSE:
+                if self.response_started:
                     # the response had started: nothing to do but close, short
                     logger.warning("%s %s from %s: response cut short: %s", ex.method, ex.path,
                                    self.client, err.message)
@@ -371,17 +456,19 @@ class HttpConnection:
             except Exception:
                 logger.exception("%s %s from %s failed", ex.method, ex.path, self.client)
                 ex.status = 500
-                if self.conn.our_state is h11.SEND_RESPONSE:
+                if not self.response_started:
                     response, body = error_response(HttpError(500, "internal error"), close=True)
                     await self.send_body(response, body, False)
                 return False
             return keep
         finally:
+            self.direct_heads = False
             self.metrics.count_request(ex.method if ex.method in ("GET", "HEAD") else "other", ex.status)
             self._access(ex)
             self.exchange = None
 
-    async def dispatch(self, request: h11.Request, route: Route) -> bool:
+    async def dispatch(self, request: h11.Request, route: Route,
+                       headers: list[tuple[bytes, bytes]]) -> bool:
         """Answer a routed request; False if the connection must close afterwards.
         The storage error boundary: every storage error inside becomes an HttpError.
         Raises HttpError and ClientGone."""
@@ -392,7 +479,7 @@ class HttpConnection:
             if route.kind == "log":
                 log = boundary.log = open_reachable_log(store, route.topic, route.log)
                 range_header = None
-                for name, value in request.headers:
+                for name, value in headers:
                     if name == b"range":
                         range_header = value
                 if range_header is None:

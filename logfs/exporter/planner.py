@@ -70,25 +70,30 @@ def now_ms() -> int:
 
 def is_real_dir(path: str) -> bool:
     """True if *path* is a directory and not a symlink (lstat). Does not raise."""
+    return _real_dir_ino(path) is not None
+
+
+def _real_dir_ino(path: str) -> int | None:
+    """The inode of *path* if it is a directory and not a symlink (lstat), else None."""
     try:
         st = os.lstat(path)
     except OSError:
-        return False
-    return stat.S_ISDIR(st.st_mode)
+        return None
+    return st.st_ino if stat.S_ISDIR(st.st_mode) else None
 
 
 def open_reachable_log(store: LogStore, topic: str, name: str) -> Log:
     """The log ``topic/name`` if it exists inside DATA as a real directory (no
     symlinks on the way). HttpError(404) otherwise; the core's NotFound if it went
     away meanwhile."""
-    tdir = os.path.join(store.data_dir, topic)
-    ldir = os.path.join(tdir, name)
+    tdir = f"{store.data_dir}/{topic}"
     # topic and name are single path components, never "." or ".." (protocol.py);
     # lstat says both are directories, not symlinks: so ldir is DATA/topic/name for
     # real, and no realpath (a stat per path component) is needed
-    if not (is_real_dir(tdir) and is_real_dir(ldir)):
+    ino = _real_dir_ino(f"{tdir}/{name}") if is_real_dir(tdir) else None
+    if ino is None:
         raise HttpError(404, f"no such log {topic}/{name}")
-    return store.log(topic, name)
+    return store.log(topic, name, dir_ino=ino)
 
 
 def until_position(log: Log, t_ms: int) -> int:

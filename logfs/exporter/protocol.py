@@ -143,18 +143,21 @@ def request_head_error(received: bytes, limits: Limits) -> HttpError:
     return HttpError(400, "malformed request")
 
 
-def check_request_head(request: h11.Request, limits: Limits) -> None:
+def check_request_head(request: h11.Request, limits: Limits,
+                       headers: list[tuple[bytes, bytes]] | None = None) -> None:
     """Limits h11 does not apply itself: HTTP version, request-line length, header
-    count, head size."""
+    count, head size. *headers*: ``list(request.headers)``, if the caller has it."""
+    if headers is None:
+        headers = list(request.headers)
     if request.http_version not in (b"1.0", b"1.1"):
         raise HttpError(505, "only HTTP/1.0 and HTTP/1.1 are supported")
     if len(request.target) + len(request.method) + 10 > limits.max_request_line:
         raise HttpError(414, f"request line longer than {limits.max_request_line} bytes")
-    if len(request.headers) > limits.max_header_count:
+    if len(headers) > limits.max_header_count:
         raise HttpError(431, f"more than {limits.max_header_count} header fields")
     # h11 bounds only a head that arrives in pieces; one that came whole is measured here
     size = len(request.method) + len(request.target) + 12
-    size += sum(len(name) + len(value) + 4 for name, value in request.headers)
+    size += sum(len(name) + len(value) + 4 for name, value in headers)
     if size > limits.max_header_bytes:
         raise HttpError(431, f"request head larger than {limits.max_header_bytes} bytes")
 

@@ -156,3 +156,24 @@ def test_query_and_range_parsers_only_raise_bad_request(raw):
             parse()
         except BadRequest:
             pass
+
+
+def test_the_access_line_is_what_json_dumps_gives():
+    """connection.access_line builds the access log's line directly (one per
+    request); it must be the text json.dumps(ensure_ascii=False) gives, for any path
+    a client can send (quotes, backslashes, controls, non-ASCII from latin-1)."""
+    import json
+    from datetime import datetime, timezone
+
+    from logfs.exporter.connection import Exchange, access_line
+    wall = 1_800_000_123.4567
+    for path in ("/orders/eu?since=10m", 'a"b\\c', "\x00\x01\x1f\x7f", "/\xe9\xff\x85", "-"):
+        for complete, status, size in ((True, 200, 0), (False, 499, 123456789)):
+            ex = Exchange("127.0.0.1:5555", "GET", path, status, size, started=100.0, complete=complete)
+            expect = json.dumps({
+                "ts": datetime.fromtimestamp(wall, timezone.utc).isoformat(timespec="milliseconds")
+                .replace("+00:00", "Z"),
+                "client": ex.client, "method": ex.method, "path": ex.path, "status": status,
+                "bytes": size, "duration_ms": round(12.3456789, 3), "complete": complete},
+                ensure_ascii=False)
+            assert access_line(ex, wall, 100.0123456789) == expect

@@ -279,3 +279,51 @@ def test_since_stays_precise_while_the_log_grows(store, clock, exporter):
         first = int(headers["logfs-offset"])
         assert written[i - 1][0] <= first <= written[i][0], (i, first, written[i][0])
         assert len(body) <= log.end_offset - written[i - 1][0]
+
+
+def _responses(raw: bytes) -> list[tuple[int, dict, bytes]]:
+    """Split what a server sent on one connection into (status, headers, body)
+    responses framed by Content-Length."""
+    out = []
+    while raw:
+        head, sep, rest = raw.partition(b"\r\n\r\n")
+        assert sep, raw[:200]
+        lines = head.decode("latin-1").split("\r\n")
+        headers = dict(line.split(": ", 1) for line in lines[1:])
+        headers = {k.lower(): v for k, v in headers.items()}
+        n = int(headers["content-length"])
+        out.append((int(lines[0].split()[1]), headers, rest[:n]))
+        raw = rest[n:]
+    return out
+
+
+def test_pipelined_requests_are_answered_in_order_whichever_way_each_head_goes(store, clock, exporter):
+    """Requests sent at once on one connection: log bodies (their heads written
+    directly), a listing, an error and a range (through h11) come back in order,
+    each framed right; the last asks to close, and the server then closes."""
+    log, _ = _fill(store, clock, n=50)
+    whole = log.read(0, log.end_offset)
+    req = "GET {} HTTP/1.1\r\nHost: x\r\n{}\r\n"
+    data = "".join([req.format("/orders/eu", ""), req.format("/orders", ""),
+                    req.format("/orders/eu?record=3", ""), req.format("/orders/nosuch", ""),
+                    req.format("/orders/eu", "Range: bytes=5-9\r\n"),
+                    req.format("/orders/eu?record=49", "Connection: close\r\n")]).encode()
+    got = _responses(exporter.raw(data, timeout=10))
+    assert [status for status, _h, _b in got] == [200, 200, 200, 404, 206, 200]
+    assert got[0][2] == whole
+    assert json.loads(got[1][2])["topic"] == "orders"
+    assert got[2][2] == whole[log.record_position(3):]
+    assert got[4][2] == whole[5:10] and got[4][1]["content-range"] == f"bytes 5-9/{log.end_offset}"
+    assert got[5][2] == whole[log.record_position(49):] and got[5][1].get("connection") == "close"
+    # a direct head carries what h11 would have sent
+    assert got[0][1]["content-length"] == str(len(whole)) and got[0][1]["server"] == "logfs-exporter"
+
+
+def test_http_1_0_and_connection_close_get_whole_bodies_then_the_close(store, clock, exporter):
+    log, _ = _fill(store, clock, n=20)
+    whole = log.read(0, log.end_offset)
+    for request in (b"GET /orders/eu HTTP/1.0\r\n\r\n",
+                    b"GET /orders/eu HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"):
+        got = _responses(exporter.raw(request, timeout=10))
+        assert len(got) == 1 and got[0][0] == 200 and got[0][2] == whole, request
+        assert got[0][1].get("connection") == "close"

@@ -190,6 +190,30 @@ def test_a_pinned_reader_view_holds_still_until_the_block_ends(data):
             assert rlog.read(0, 100) == b"a\nb\nc\n"
 
 
+def test_a_reader_reads_what_it_knows_as_it_is_and_refreshes_for_more(data):
+    """Log.read_range: bytes inside the reader's view (below the end it knows) never
+    change, so they are read without a refresh, even after retention removed their
+    segment if its file is open; a range past that end refreshes first and gets the
+    writer's new bytes; a segment gone and never opened is OffsetOutOfRange."""
+    with open_log_store(str(data), defaults={"segment.bytes": "16", "retention.bytes": "10"}) as store:
+        store.create_topic("t")
+        wlog = store.create_log("t", "l")
+        wlog.append(b"aaaaaaaaa\n")
+        with open_log_store(str(data), readonly=True) as reader:
+            rlog = reader.log("t", "l")
+            assert rlog.end_offset == 10 and rlog.read(0, 10) == b"aaaaaaaaa\n"  # opens segment 0
+            wlog.append(b"bbbbbbbbb\n")    # rolls: segment 10
+            wlog.append(b"ccccccccc\n")    # rolls again; retention deletes segment 0
+            assert not (data / "t" / "l" / "00000000000000000000.log").exists()
+            ranges = rlog.read_range(0, 10)   # known: no refresh, the open file still reads
+            assert [(r.log_offset, r.length) for r in ranges] == [(0, 10)]
+            assert os.pread(ranges[0].fd, 10, ranges[0].position) == b"aaaaaaaaa\n"
+            assert rlog.read(10, 100) == b"bbbbbbbbb\nccccccccc\n"  # past the end: refreshed
+            assert rlog.start_offset == 10
+            with pytest.raises(OffsetOutOfRange):
+                rlog.read_range(0, 10)
+
+
 # -- a log ---------------------------------------------------------------------------------
 
 def test_log_basics(data):
