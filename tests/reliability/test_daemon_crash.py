@@ -19,6 +19,7 @@ line or every few lines, kills the daemon at a random moment, and remounts. Then
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import random
@@ -80,19 +81,25 @@ def test_sigkill_during_appends(mount_factory, tmp_path, figures):
                 for i, (name, every) in enumerate(PRODUCERS):
                     p = subprocess.Popen([sys.executable, PRODUCER, m.p(TOPIC, name), str(trial), str(i),
                                           str(every), str(trial * 100 + i)],
-                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0)
                     procs.append(p)
                 for p in procs:
-                    assert p.stdout.readline().strip() == "STARTED", p.stderr.read()
+                    # unbuffered: a report printed early must stay for communicate()
+                    assert p.stdout.readline().strip() == b"STARTED", p.stderr.read()
                 time.sleep(rnd.uniform(0.05, 0.6))
                 m.kill9()
                 for i, p in enumerate(procs):
                     out, err = p.communicate(timeout=30)
+                    out, err = out.decode(), err.decode(errors="replace")
                     lines_out = out.strip().splitlines()
                     assert lines_out, (f"producer {i} printed no report (exit {p.returncode}): "
                                        f"stderr {err[-2000:]!r}")
                     report = json.loads(lines_out[-1])
                     assert report["error"], f"producer {i} stopped without an error: {report}"
+                    # the write that failed must have failed because the daemon died
+                    # (ECONNABORTED, ENOTCONN), not earlier for a reason of its own
+                    assert report["error"].split()[0] in {str(errno.ECONNABORTED), str(errno.ENOTCONN), "short"}, \
+                        f"producer {i} stopped before the kill: {report}"
                     acked[(trial, i)] = report
             finally:
                 for p in procs:
