@@ -603,10 +603,10 @@ class Log:
         removed meanwhile is OffsetOutOfRange, once its file cannot be opened)."""
         if self._gone:
             self._check_alive()
-        if not self.writable and not self._pinned:
-            items = self._segs.items
-            if not items or a < items[0].base or b > items[-1].base + items[-1].size:
-                self.refresh()
+        segs = self._segs
+        if not self.writable and not self._pinned and (
+                not segs.items or a < segs.items[0].base or b > segs.end):
+            self.refresh()
         try:
             return file_ranges(self._segs, a, b, self._max_ranges, self.topic, self.name)
         except FileNotFoundError:
