@@ -38,9 +38,10 @@ if [ ! -x .venv/bin/python ]; then
 fi
 wheel=$(PYTHON=.venv/bin/python ./scripts/build-pyfuse3.sh)
 stamp=.venv/.logfs-installed
-# (again when the packaging or the C extension's source changed: setup.py builds it)
+# (again when the packaging or a C extension's source changed: setup.py builds it)
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ setup.py -nt "$stamp" ] || \
-   [ logfs/kafka/_records.c -nt "$stamp" ] || [ "$(cat "$stamp")" != "$wheel" ]; then
+   [ logfs/kafka/_records.c -nt "$stamp" ] || [ logfs/exporter/_fastpath.c -nt "$stamp" ] || \
+   [ "$(cat "$stamp")" != "$wheel" ]; then
   echo "bootstrap: installing logfs, pyfuse3 ($(basename "$wheel")) and their Python" \
        "dependencies into .venv" >&2
   .venv/bin/pip install -q --upgrade pip >&2

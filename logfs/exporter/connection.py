@@ -43,7 +43,7 @@ from .listing import describe_all, describe_topic
 from .metrics import ExporterMetrics
 from .planner import now_ms, open_reachable_log, plan_log_read, prepare_remote_seeks
 from .protocol import (REASONS, FileSlice, HttpError, Limits, Route, check_auth,
-                       check_request_head, error_response, json_response, parse_target,
+                       check_request_head, direct_head, error_response, json_response, parse_target,
                        request_head_error, text_response)
 from .streaming import ClientGone, send_log
 
@@ -123,7 +123,10 @@ _CLOSE_AFTER = frozenset({405, 408, 413, 414, 431, 500, 505})
 class HttpConnection:
     """One client connection: h11 state plus the raw non-blocking socket."""
 
-    def __init__(self, server: SharedState, sock: trio.socket.SocketType, client: str) -> None:
+    def __init__(self, server: SharedState, sock: trio.socket.SocketType, client: str,
+                 received: bytes = b"") -> None:
+        """*received*: what the client already sent on *sock* (a connection handed
+        over by the fast path, fastpath.py), parsed before anything read from it."""
         self.server = server
         self.sock = sock
         self.fd = sock.fileno()  # read, written and waited on directly (non-blocking)
@@ -131,6 +134,8 @@ class HttpConnection:
         self.limits = server.limits
         self.metrics = server.metrics
         self.conn = self._new_h11()
+        if received:
+            self.conn.receive_data(received)
         self.gone = False
         self.direct_heads = False   # this request's fixed body may skip h11 (send_direct_head)
         self._direct_sent = False   # a response head went out without h11
@@ -242,11 +247,9 @@ class HttpConnection:
         machine on the hot path of every download (docs/performance.md, W6)."""
         if not self.direct_heads:
             return False
-        for _name, value in headers:
-            if b"\r" in value or b"\n" in value or b"\0" in value:
-                return False
-        head = b"HTTP/1.1 %d %s\r\n%s\r\n" % (status, REASONS.get(status, b""), b"".join(
-            [name + b": " + value + b"\r\n" for name, value in headers]))
+        head = direct_head(status, headers)
+        if head is None:
+            return False
         self._direct_sent = True
         await self.send_bytes(head)
         return True

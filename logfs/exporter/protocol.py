@@ -25,7 +25,7 @@ import h11
 from logfs.core.naming import RESERVED_PREFIX
 
 __all__ = ["FileSlice", "HttpError", "Limits", "Route", "base_headers", "check_auth",
-           "check_request_head", "error_response", "json_response", "parse_target",
+           "check_request_head", "check_request_limits", "direct_head", "error_response", "json_response", "parse_target",
            "request_head_error", "text_response", "REASONS"]
 
 SERVER_NAME = b"logfs-exporter"
@@ -149,17 +149,34 @@ def check_request_head(request: h11.Request, limits: Limits,
     count, head size. *headers*: ``list(request.headers)``, if the caller has it."""
     if headers is None:
         headers = list(request.headers)
-    if request.http_version not in (b"1.0", b"1.1"):
+    check_request_limits(request.method, request.target, request.http_version, headers, limits)
+
+
+def check_request_limits(method: bytes, target: bytes, http_version: bytes,
+                         headers: list[tuple[bytes, bytes]], limits: Limits) -> None:
+    """:func:`check_request_head` on a head's parts (the fast path has no h11 request)."""
+    if http_version not in (b"1.0", b"1.1"):
         raise HttpError(505, "only HTTP/1.0 and HTTP/1.1 are supported")
-    if len(request.target) + len(request.method) + 10 > limits.max_request_line:
+    if len(target) + len(method) + 10 > limits.max_request_line:
         raise HttpError(414, f"request line longer than {limits.max_request_line} bytes")
     if len(headers) > limits.max_header_count:
         raise HttpError(431, f"more than {limits.max_header_count} header fields")
     # h11 bounds only a head that arrives in pieces; one that came whole is measured here
-    size = len(request.method) + len(request.target) + 12
+    size = len(method) + len(target) + 12
     size += sum(len(name) + len(value) + 4 for name, value in headers)
     if size > limits.max_header_bytes:
         raise HttpError(431, f"request head larger than {limits.max_header_bytes} bytes")
+
+
+def direct_head(status: int, headers: list[tuple[bytes, bytes]]) -> bytes | None:
+    """The HTTP/1.1 head h11 would write for *status* and *headers*, built directly
+    (the hot path of every download); None if a header value could break the framing
+    (CR, LF or NUL in it: h11 must refuse it)."""
+    for _name, value in headers:
+        if b"\r" in value or b"\n" in value or b"\0" in value:
+            return None
+    return b"HTTP/1.1 %d %s\r\n%s\r\n" % (status, REASONS.get(status, b""), b"".join(
+        [name + b": " + value + b"\r\n" for name, value in headers]))
 
 
 def base_headers(content_type: bytes | None = None) -> list[tuple[bytes, bytes]]:

@@ -19,6 +19,7 @@ vanished client ends its stream at once.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import logging
 import socket as _stdsocket
@@ -30,6 +31,7 @@ from logfs.tier.recorded import recorded_remote
 from logfs.watch import DirectoryWatcher
 
 from .connection import HttpConnection
+from .fastpath import FastPath, fast_path_enabled
 from .listing import log_gauges
 from .metrics import ExporterMetrics
 from .protocol import HttpError, Limits
@@ -52,6 +54,7 @@ class ExporterServer:
         self.metrics = ExporterMetrics()
         self.watcher = DirectoryWatcher(FOLLOW_FALLBACK_S)
         self.rejecting = 0
+        self.fast: FastPath | None = None   # the C connection loop, when it serves
         self._nursery: trio.Nursery | None = None
 
     def spawn(self, fn, *args) -> None:
@@ -62,26 +65,42 @@ class ExporterServer:
     def render_metrics(self) -> bytes:
         """The Prometheus text of ``GET /metrics``: the counters and every log's gauges.
         Raises the core's errors if DATA cannot be listed at all."""
-        self.metrics.inotify_events = self.watcher.events
-        self.metrics.inotify_watches = self.watcher.watch_count
-        return self.metrics.render(log_gauges(self.store))
+        m = self.metrics
+        m.inotify_events = self.watcher.events
+        m.inotify_watches = self.watcher.watch_count
+        if self.fast is not None:  # its figures and the trio path's, summed
+            f = self.fast.stats()
+            m = dataclasses.replace(
+                m, connections_open=m.connections_open + f["open"],
+                connections_total=m.connections_total + f["accepted"],
+                bytes_sent=m.bytes_sent + f["body_bytes"],
+                other_bytes_sent=m.other_bytes_sent + f["head_bytes"],
+                sendfile_calls=m.sendfile_calls + f["sendfile_calls"],
+                sendfile_would_block=m.sendfile_would_block + f["would_block"],
+                timeouts=m.timeouts + f["timeouts"])
+        return m.render(log_gauges(self.store))
 
-    async def handle(self, sock: trio.socket.SocketType, peer) -> None:
-        client = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
-        conn = HttpConnection(self, sock, client)
-        self.metrics.connections_open += 1
-        self.metrics.connections_total += 1
+    def _count_open(self, change: int) -> None:
+        self.metrics.connections_open += change
+        if self.fast is not None:  # counted against max_connections by the C loop too
+            self.fast.loop.extra_open = self.metrics.connections_open
+
+    async def handle(self, sock: trio.socket.SocketType, client: str, received: bytes = b"",
+                     accepted_by_fast_path: bool = False) -> None:
+        conn = HttpConnection(self, sock, client, received)
+        self._count_open(1)
+        if not accepted_by_fast_path:  # (the fast path counts what it accepts)
+            self.metrics.connections_total += 1
         try:
             await conn.run()
         except Exception:
             logger.exception("connection from %s failed", client)
         finally:
-            self.metrics.connections_open -= 1
+            self._count_open(-1)
 
-    async def reject(self, sock: trio.socket.SocketType, peer) -> None:
+    async def reject(self, sock: trio.socket.SocketType, client: str, received: bytes = b"") -> None:
         """Past max_connections: read the head briefly, answer 503, close."""
-        client = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
-        conn = HttpConnection(self, sock, client)
+        conn = HttpConnection(self, sock, client, received)
         self.rejecting += 1
         self.metrics.connections_rejected += 1
         try:
@@ -99,7 +118,39 @@ class ExporterServer:
             self.rejecting -= 1
             await conn.close()
 
-    async def accept_loop(self, listener: trio.socket.SocketType, nursery: trio.Nursery) -> None:
+    async def refuse_late(self, sock: trio.socket.SocketType, client: str, received: bytes) -> None:
+        """A head the fast path saw begin and not end in time: 408, as the trio path's
+        read_request answers it."""
+        conn = HttpConnection(self, sock, client, received)
+        try:
+            await conn.refuse_raw(HttpError(408, f"request not complete within "
+                                                  f"{self.limits.request_timeout_s:g} s"))
+        finally:
+            await conn.close()
+
+    def _admit(self, sock: trio.socket.SocketType, client: str, received: bytes = b"",
+               accepted_by_fast_path: bool = False) -> None:
+        """Start the trio path on *sock*, or refuse it past max_connections."""
+        nursery = self._nursery
+        held = self.fast.open_connections() if self.fast is not None else 0
+        if self.metrics.connections_open + held >= self.limits.max_connections:
+            if self.rejecting < self.limits.max_connections:
+                nursery.start_soon(self.reject, sock, client, received)
+            else:
+                sock.close()
+            return
+        nursery.start_soon(self.handle, sock, client, received, accepted_by_fast_path)
+
+    def take_over(self, sock: trio.socket.SocketType, client: str, received: bytes,
+                  timed_out: bool) -> None:
+        """A connection the fast path hands over (fastpath.py), with what it read."""
+        if timed_out:
+            self._nursery.start_soon(self.refuse_late, sock, client, received)
+        else:
+            self._admit(sock, client, received, accepted_by_fast_path=True)
+
+    async def accept_loop(self, listener: trio.socket.SocketType) -> None:
+        """The trio path's accept loop (the fast path off): a task per connection."""
         while True:
             try:
                 sock, peer = await listener.accept()
@@ -115,13 +166,7 @@ class ExporterServer:
             except OSError:  # already reset by the client
                 sock.close()
                 continue
-            if self.metrics.connections_open >= self.limits.max_connections:
-                if self.rejecting < self.limits.max_connections:
-                    nursery.start_soon(self.reject, sock, peer)
-                else:
-                    sock.close()
-                continue
-            nursery.start_soon(self.handle, sock, peer)
+            self._admit(sock, f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer))
 
 
 async def serve_exporter(data_dir: str, *, host: str = "127.0.0.1", port: int = 0,
@@ -144,7 +189,11 @@ async def serve_exporter(data_dir: str, *, host: str = "127.0.0.1", port: int = 
             server._nursery = nursery
             nursery.start_soon(server.watcher.run)
             task_status.started(bound)
-            await server.accept_loop(listener, nursery)
+            if fast_path_enabled():
+                server.fast = FastPath(server, listener, server.take_over)
+                await server.fast.serve()
+            else:
+                await server.accept_loop(listener)
     finally:
         listener.close()
         store.close()
