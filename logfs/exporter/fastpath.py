@@ -168,6 +168,7 @@ class FastPath:
             logger.warning("%s %s from %s: response cut short: the segment file failed or ended early",
                            ex.method, ex.path, ex.client)
         self.metrics.count_request("GET", ex.status)
+        self.metrics.fast_path_responses += 1
         access_logger.info(access_line(ex, time.time(), time.monotonic()))
 
     def handoff(self, fd: int, received: bytes, client: str, timed_out: bool) -> None:

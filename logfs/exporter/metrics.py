@@ -38,6 +38,7 @@ class ExporterMetrics:
     connections_rejected: int = 0
     streams_open: int = 0        # follow responses in progress
     timeouts: int = 0
+    fast_path_responses: int = 0  # answered by the C loop (fastpath.py)
     inotify_events: int = 0
     inotify_watches: int = 0
 
@@ -76,6 +77,9 @@ class ExporterMetrics:
         metric("logfs_exporter_timeouts_total", "counter",
                "Connections closed for an idle or half-sent request or a stalled reader.",
                [("", self.timeouts)])
+        metric("logfs_exporter_fast_path_responses_total", "counter",
+               "Responses sent by the fast path (plain GETs of a fixed span on the local disk).",
+               [("", self.fast_path_responses)])
         metric("logfs_exporter_inotify_events_total", "counter", "inotify events read.",
                [("", self.inotify_events)])
         metric("logfs_exporter_inotify_watches", "gauge", "Log directories watched for followers.",

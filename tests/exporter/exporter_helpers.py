@@ -99,11 +99,12 @@ class Exporter:
 
 
 def start_exporter(data: Path, tmp_path: Path, *args: str, prefix: list[str] | None = None,
-                   name: str = "exporter") -> Exporter:
+                   name: str = "exporter", env: dict[str, str] | None = None) -> Exporter:
+    """``logfs serve DATA --port 0 ARGS``, with *env* added to this environment."""
     stderr_path = tmp_path / f"{name}.stderr"
     # through the real entry point, `logfs serve` (logfs.cli), as users run it
     cmd = (prefix or []) + [sys.executable, "-m", "logfs.cli", "serve", str(data), "--port", "0", *args]
-    env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
+    env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1", **(env or {}))
     err = open(stderr_path, "wb")
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, env=env, cwd=str(ROOT),
                             start_new_session=True)
