@@ -171,8 +171,10 @@ class Checkpoint:
         """The valid live slots, the greater position first."""
         if not self.writable and self._reader_map() is None:
             return []
-        marks = [self._slot(at) for at in LIVE_SLOTS]
-        return sorted((mark for mark in marks if mark is not None), key=lambda mark: -mark.position)
+        a, b = self._slot(LIVE_SLOTS[0]), self._slot(LIVE_SLOTS[1])  # (every request reads them)
+        if a is None or b is None:
+            return [m for m in (a, b) if m is not None]
+        return [a, b] if a.position >= b.position else [b, a]
 
     def write_live(self, position: int, interval_start: int, crc: int, timestamp_ms: int,
                    tentative: int = 0, both: bool = False) -> None:

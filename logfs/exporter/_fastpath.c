@@ -140,7 +140,9 @@ release_response(conn *c)
 static void
 drop_conn(Loop *self, conn *c, int keep_fd)
 {
-    if (c->events)
+    /* closing the socket takes it out of the epoll set (no other descriptor refers
+     * to it); one that lives on must leave the set first */
+    if (keep_fd && c->events)
         epoll_ctl(self->epfd, EPOLL_CTL_DEL, c->fd, NULL);
     if (!keep_fd)
         close(c->fd);

@@ -73,10 +73,13 @@ class Route:
 def _decode_segment(raw: bytes) -> str:
     if b"\0" in raw:
         raise HttpError(400, "NUL in path")
-    try:
-        decoded = unquote_to_bytes(raw)
-    except ValueError:  # pragma: no cover - unquote_to_bytes never raises on bytes
-        raise HttpError(400, "bad percent-encoding in path") from None
+    if b"%" not in raw:
+        decoded = raw  # (what unquote_to_bytes gives, without its cost)
+    else:
+        try:
+            decoded = unquote_to_bytes(raw)
+        except ValueError:  # pragma: no cover - unquote_to_bytes never raises on bytes
+            raise HttpError(400, "bad percent-encoding in path") from None
     if b"\0" in decoded:
         raise HttpError(400, "NUL in path")
     if decoded in (b".", b".."):
@@ -172,11 +175,14 @@ def direct_head(status: int, headers: list[tuple[bytes, bytes]]) -> bytes | None
     """The HTTP/1.1 head h11 would write for *status* and *headers*, built directly
     (the hot path of every download); None if a header value could break the framing
     (CR, LF or NUL in it: h11 must refuse it)."""
-    for _name, value in headers:
-        if b"\r" in value or b"\n" in value or b"\0" in value:
-            return None
-    return b"HTTP/1.1 %d %s\r\n%s\r\n" % (status, REASONS.get(status, b""), b"".join(
+    head = b"HTTP/1.1 %d %s\r\n%s\r\n" % (status, REASONS.get(status, b""), b"".join(
         [name + b": " + value + b"\r\n" for name, value in headers]))
+    # the status line, each field and the blank line end in the only CR LF each: any
+    # other CR or LF (or a NUL) came in a value
+    lines = len(headers) + 2
+    if head.count(b"\n") != lines or head.count(b"\r") != lines or b"\0" in head:
+        return None
+    return head
 
 
 def base_headers(content_type: bytes | None = None) -> list[tuple[bytes, bytes]]:

@@ -128,6 +128,8 @@ def _split_query(query: bytes) -> list[tuple[str, str]]:
 def parse_log_query(query: bytes, now_ms: int) -> LogQuery:
     """Parse the raw query string (after ``?``). Raises BadRequest for unknown or
     repeated parameters, bad values, or more than one start selector."""
+    if not query:
+        return _NO_QUERY  # the whole log (most downloads): nothing to parse
     seen: dict[str, str] = {}
     for key, value in _split_query(query):
         if key in seen:
@@ -152,6 +154,9 @@ def parse_log_query(query: bytes, now_ms: int) -> LogQuery:
     except (BadSelection, InvalidName) as exc:
         raise BadRequest(str(exc)) from None
     return LogQuery(selection, follow=follow in ("", "1", "true", "yes"), reset=reset or RESETS[0])
+
+
+_NO_QUERY = LogQuery()
 
 
 def parse_byte_range(value: bytes) -> ByteRange | None:

@@ -8,9 +8,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from logfs.exporter.protocol import (FileSlice, HttpError, Limits, check_auth, check_request_head,
-                                     parse_target, request_head_error)
-from logfs.exporter.query import BadRequest, ByteRange, parse_byte_range, parse_log_query, parse_time
+from logfs.exporter.protocol import (REASONS, FileSlice, HttpError, Limits, base_headers, check_auth,
+                                     check_request_head, direct_head, parse_target, request_head_error)
+from logfs.exporter.query import (BadRequest, ByteRange, LogQuery, parse_byte_range, parse_log_query,
+                                  parse_time)
 
 NOW = 1_800_000_000_000
 
@@ -122,6 +123,25 @@ def test_file_slices_pass_through_h11_untouched():
     piece = FileSlice(fd=7, position=100, length=42)
     out = conn.send_with_data_passthrough(h11.Data(data=piece))
     assert out == [b"2a\r\n", piece, b"\r\n"]
+
+
+def test_the_direct_head_is_what_h11_writes():
+    headers = base_headers(b"text/plain") + [(b"content-length", b"5"), (b"logfs-offset", b"12"),
+                                             (b"x-empty", b""), (b"x-obs", b"caf\xe9 au lait")]
+    for status in (200, 206, 404):
+        conn = h11.Connection(h11.SERVER)
+        conn.receive_data(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert isinstance(conn.next_event(), h11.Request)
+        want = conn.send(h11.Response(status_code=status, headers=headers, reason=REASONS[status]))
+        assert direct_head(status, headers) == want
+    for bad in (b"a\rb", b"a\nb", b"a\0b", b"\r\n", b"a\r\nx-injected: 1"):
+        assert direct_head(200, headers + [(b"x-bad", bad)]) is None  # h11 refuses them too
+        assert direct_head(200, [(b"x-bad", bad)] + headers) is None
+
+
+def test_a_query_with_nothing_in_it_is_the_default():
+    assert parse_log_query(b"", NOW) == parse_log_query(b"&", NOW) == LogQuery()
+    assert parse_target(b"/t/l").query == b"" and parse_target(b"/t%2dx/l").topic == "t-x"
 
 
 # -- fuzzing: the parsers refuse with their own errors, never anything else -------------
