@@ -1,8 +1,11 @@
-"""The exporter's server: a trio accept loop over the shared state (the store's
+"""The exporter's server: the accept loop over the shared state (the store's
 reader view, the inotify watcher, the metrics), and :func:`serve_exporter`.
 
-Theory of operation (the whole package): each accepted socket gets one task
-(connection.py) that reads a request under a deadline, routes it (protocol.py),
+Theory of operation (the whole package): the fast path (fastpath.py) accepts each
+connection and answers, in C, the plain GETs of a fixed span on the local disk; it
+hands every other request, with what the client sent, to :meth:`ExporterServer.take_over`
+(with ``LOGFS_EXPORTER_FASTPATH=0``, :meth:`ExporterServer.accept_loop` accepts
+instead). Each socket handed over gets one task (connection.py) that reads a request under a deadline, routes it (protocol.py),
 plans the bytes over the core's reader view (planner.py) and sends them with
 ``os.sendfile`` (streaming.py): no segment byte enters Python memory. Followers
 sleep until inotify reports a change in their log's directory (logfs/watch.py). The
@@ -11,7 +14,8 @@ around each request's dispatch.
 
 Bounded cost per client: the head is limited (431/414), its arrival is timed
 (``request_timeout_s``), a client that accepts no bytes for ``send_timeout_s`` is
-dropped, past ``max_connections`` new clients get 503 (after at most a second spent
+dropped (by either path), past ``max_connections`` (connections on both paths
+counted together) new clients get 503 (after at most a second spent
 reading their head; at most as many rejections run at once as connections are
 allowed, more are closed unanswered), and follow streams watch their socket so a
 vanished client ends its stream at once.
