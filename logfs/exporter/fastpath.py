@@ -43,7 +43,7 @@ import trio
 
 from logfs.core import StorageError
 
-from . import _fastpath
+from ._fastpath import DONE_FILE_ERROR, DONE_OK, DONE_TIMEOUT, Loop
 from .connection import Exchange, SharedState, access_line
 from .planner import now_ms, open_reachable_log, plan_log_read
 from .protocol import HttpError, check_auth, check_request_limits, direct_head, parse_target
@@ -108,7 +108,7 @@ class FastPath:
         self.limits = server.limits
         self.metrics = server.metrics
         self._handoff = handoff
-        self.loop = _fastpath.Loop(listener.fileno(), self.plan, self.done, self.handoff,
+        self.loop = Loop(listener.fileno(), self.plan, self.done, self.handoff,
                                    self.limits.request_timeout_s, self.limits.send_timeout_s,
                                    self.limits.max_header_bytes, self.limits.max_connections)
 
@@ -158,13 +158,13 @@ class FastPath:
         return out, tuple(slices), plan.end - plan.start >= CORK_MIN_BYTES, ex
 
     def done(self, ex: Exchange, sent: int, how: int) -> None:
-        """A planned response ended: *sent* body bytes, *how* one of _fastpath.DONE_*."""
+        """A planned response ended: *sent* body bytes, *how* one of _fastpath.c's DONE_*."""
         ex.bytes = sent
-        if how == _fastpath.DONE_OK:
+        if how == DONE_OK:
             ex.complete = True
-        elif how == _fastpath.DONE_TIMEOUT:
+        elif how == DONE_TIMEOUT:
             logger.info("%s: accepted no bytes for %.1f s, closing", ex.client, self.limits.send_timeout_s)
-        elif how == _fastpath.DONE_FILE_ERROR:
+        elif how == DONE_FILE_ERROR:
             logger.warning("%s %s from %s: response cut short: the segment file failed or ended early",
                            ex.method, ex.path, ex.client)
         self.metrics.count_request("GET", ex.status)

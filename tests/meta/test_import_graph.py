@@ -73,7 +73,8 @@ def imports_of(path: Path, modules: set[str]) -> tuple[set[str], set[str]]:
 
 def graph() -> tuple[dict[str, set[str]], dict[str, set[str]]]:
     paths = {module_name(p): p for p in PKG.rglob("*.py")}
-    modules = set(paths)
+    # the C extensions (setup.py builds logfs/x/_name.c as logfs.x._name) import nothing of ours
+    modules = set(paths) | {module_name(p) for p in PKG.rglob("*.c")}
     edges, privates = {}, {}
     for name, path in paths.items():
         edges[name], privates[name] = imports_of(path, modules)
