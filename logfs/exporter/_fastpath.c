@@ -269,9 +269,9 @@ send_response(Loop *self, conn *c)
 
 static int process_buffer(Loop *self, conn *c);
 
-/* The response in flight is complete: report it, and go on to the next request. */
-static int
-finish_response(Loop *self, conn *c)
+/* The response in flight is complete: uncork, report it, wait for the next request. */
+static void
+end_response(Loop *self, conn *c)
 {
     if (c->cork)
         set_cork(c, 0);
@@ -279,6 +279,13 @@ finish_response(Loop *self, conn *c)
     release_response(c);
     c->state = READING;
     c->deadline = now_mono() + self->request_timeout;
+}
+
+/* ... and answer what the client has already sent after it. */
+static int
+finish_response(Loop *self, conn *c)
+{
+    end_response(self, c);
     return process_buffer(self, c);
 }
 
@@ -416,12 +423,7 @@ process_buffer(Loop *self, conn *c)
             }
             return 0;
         }
-        if (c->cork)
-            set_cork(c, 0);
-        call_done(self, c, DONE_OK);
-        release_response(c);
-        c->state = READING;
-        c->deadline = now_mono() + self->request_timeout;
+        end_response(self, c);
     }
 }
 
