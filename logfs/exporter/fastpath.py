@@ -109,8 +109,8 @@ class FastPath:
         self.metrics = server.metrics
         self._handoff = handoff
         self.loop = Loop(listener.fileno(), self.plan, self.done, self.handoff,
-                                   self.limits.request_timeout_s, self.limits.send_timeout_s,
-                                   self.limits.max_header_bytes, self.limits.max_connections)
+                         self.limits.request_timeout_s, self.limits.send_timeout_s,
+                         self.limits.max_header_bytes, self.limits.max_connections)
 
     # -- the loop's callbacks (called from run(), on the trio thread) ------------------
     def plan(self, head: bytes, client: str):

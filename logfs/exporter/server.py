@@ -3,9 +3,10 @@ reader view, the inotify watcher, the metrics), and :func:`serve_exporter`.
 
 Theory of operation (the whole package): the fast path (fastpath.py) accepts each
 connection and answers, in C, the plain GETs of a fixed span on the local disk; it
-hands every other request, with what the client sent, to :meth:`ExporterServer.take_over`
-(with ``LOGFS_EXPORTER_FASTPATH=0``, :meth:`ExporterServer.accept_loop` accepts
-instead). Each socket handed over gets one task (connection.py) that reads a request under a deadline, routes it (protocol.py),
+hands every other request, with what the client sent, to
+:meth:`ExporterServer.take_over` (with ``LOGFS_EXPORTER_FASTPATH=0``,
+:meth:`ExporterServer.accept_loop` accepts instead). Each socket handed over gets one
+task (connection.py) that reads a request under a deadline, routes it (protocol.py),
 plans the bytes over the core's reader view (planner.py) and sends them with
 ``os.sendfile`` (streaming.py): no segment byte enters Python memory. Followers
 sleep until inotify reports a change in their log's directory (logfs/watch.py). The
